@@ -1,0 +1,133 @@
+"""Build programs from Python: result shapes come from each op's shape rule.
+
+    b = GraphBuilder("main")
+    x = b.input((1, 64))
+    w = b.weight("fc1.weight", np.zeros((32, 64), np.float32))
+    y = b.op(nn.LinearOp, [x, w])
+    program = b.finish([b.op(nn.ReluOp, [y])])
+
+Frontends, passes and tests use this one mechanism to create IR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import Float32Type, IntegerType, ModuleOp, TensorType
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+
+from ircomp.dialects import nn
+from ircomp.dialects.num import FixPType, PositType, UFixPType, format_of, is_float_type
+from ircomp.ir.program import Program
+from ircomp.ir.weights import WeightStore
+from ircomp.numerics import posit_frac_bits
+
+ACCUMULATOR_WIDTH = 32
+
+
+def tensor(shape: Sequence[int], element_type: Attribute | None = None) -> TensorType:
+    return TensorType(element_type or Float32Type(), list(shape))
+
+
+def element_type_of(value: SSAValue) -> Attribute:
+    assert isinstance(value.type, TensorType)
+    return value.type.element_type
+
+
+def accumulator_type(x: Attribute, w: Attribute) -> Attribute:
+    """Default result format of a MAC op (see spec/numerics.md): i32, or an exact fixp."""
+    if is_float_type(x):
+        return x
+    if isinstance(x, FixPType | UFixPType):
+        if isinstance(w, PositType):
+            return FixPType(ACCUMULATOR_WIDTH, x.frac.data + posit_frac_bits(w.n.data, w.es.data))
+        if isinstance(w, FixPType | UFixPType):
+            return FixPType(ACCUMULATOR_WIDTH, x.frac.data + w.frac.data)
+    return IntegerType(ACCUMULATOR_WIDTH)
+
+
+def default_result_format(op_type: type[Operation], operands: Sequence[SSAValue]) -> Attribute:
+    first = element_type_of(operands[0])
+    if issubclass(op_type, nn.MacOp):
+        return accumulator_type(first, element_type_of(operands[1]))
+    if op_type is nn.MulOp and isinstance(first, FixPType | UFixPType):
+        other = element_type_of(operands[1])
+        assert isinstance(other, FixPType | UFixPType)
+        return FixPType(ACCUMULATOR_WIDTH, first.frac.data + other.frac.data)
+    if issubclass(op_type, nn.BinaryOp) and isinstance(first, FixPType | UFixPType):
+        other = element_type_of(operands[1])
+        assert isinstance(other, FixPType | UFixPType)
+        return FixPType(max(first.width.data, other.width.data) + 1, max(first.frac.data, other.frac.data))
+    return first
+
+
+def infer_result_types(
+    op_type: type[nn.NNOp],
+    operands: Sequence[SSAValue],
+    result_format: Attribute | None,
+    props: dict[str, Any],
+) -> list[TensorType]:
+    fmt = result_format or default_result_format(op_type, operands)
+    count = len(props["sizes"]) if op_type is nn.SplitOp else 1
+    probe = nn.build(op_type, operands, [tensor([], fmt)] * count, **dict(props))
+    shapes = probe.shape_rule(probe.infer_result_shapes)
+    probe.drop_all_references()
+    return [tensor(s, fmt) for s in shapes]
+
+
+class GraphBuilder:
+    """Appends ops to one `func.func`; `finish` returns the verified Program."""
+
+    def __init__(self, name: str = "main", weights: WeightStore | None = None) -> None:
+        self.name = name
+        self.weights = weights or WeightStore()
+        self.block = Block()
+        self.input_names: list[str] = []
+
+    def input(self, shape: Sequence[int], element_type: Attribute | None = None) -> SSAValue:
+        arg = self.block.insert_arg(tensor(shape, element_type), len(self.block.args))
+        return arg
+
+    def weight(
+        self, name: str, array: np.ndarray, element_type: Attribute | None = None
+    ) -> SSAValue:
+        """Add a tensor to the store. For non-float formats `array` holds the codes."""
+        elem = element_type or Float32Type()
+        data = np.asarray(array, dtype=format_of(elem).storage_dtype)
+        key = self.weights.add(data)
+        op = nn.build(nn.WeightOp, [], tensor(data.shape, elem), name=name, hash=key)
+        self.block.add_op(op)
+        return op.result
+
+    def op(
+        self,
+        op_type: type[nn.NNOp],
+        operands: Sequence[SSAValue],
+        result_format: Attribute | None = None,
+        **props: Any,
+    ) -> SSAValue:
+        return self.op_multi(op_type, operands, result_format, **props)[0]
+
+    def op_multi(
+        self,
+        op_type: type[nn.NNOp],
+        operands: Sequence[SSAValue],
+        result_format: Attribute | None = None,
+        **props: Any,
+    ) -> list[SSAValue]:
+        types = infer_result_types(op_type, operands, result_format, props)
+        op = nn.build(op_type, operands, types, **props)
+        self.block.add_op(op)
+        return list(op.results)
+
+    def finish(self, outputs: Sequence[SSAValue], verify: bool = True) -> Program:
+        self.block.add_op(func.ReturnOp(*outputs))
+        fn_type = ([a.type for a in self.block.args], [o.type for o in outputs])
+        function = func.FuncOp(self.name, fn_type, Region(self.block))
+        program = Program(ModuleOp([function]), self.weights)
+        if verify:
+            program.verify()
+        return program

@@ -1,0 +1,131 @@
+"""A `Program` is an IR module plus the weight store its `nn.weight` ops point into.
+
+Text I/O: `parse_program` / `print_program` (MLIR syntax, custom or generic form, parse(print(m))
+is byte-identical), and `load_program` / `save_program` for `model.mlir` + `model.safetensors`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import Builtin, ModuleOp
+from xdsl.ir import Operation
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
+
+from ircomp.dialects.nn import NN, WeightOp
+from ircomp.dialects.num import Num
+from ircomp.errors import IRParseError, VerificationError, WeightStoreError
+from ircomp.ir.weights import WeightStore
+
+WEIGHTS_SUFFIX = ".safetensors"
+
+
+def make_context() -> Context:
+    """An xDSL context with every dialect ircomp reads and writes."""
+    ctx = Context()
+    for dialect in (Builtin, func.Func, Num, NN):
+        ctx.load_dialect(dialect)
+    return ctx
+
+
+@dataclass
+class Program:
+    module: ModuleOp
+    weights: WeightStore = field(default_factory=WeightStore)
+
+    def weight_ops(self) -> list[WeightOp]:
+        return [op for op in self.module.walk() if isinstance(op, WeightOp)]
+
+    def verify(self) -> None:
+        """Verify every op and that each weight handle resolves to a tensor of its type."""
+        verify_module(self.module)
+        for op in self.weight_ops():
+            array = self.weights.get(op.hash.data)
+            expected = tuple(op.result.type.get_shape())  # type: ignore[union-attr]
+            if array.shape != expected:
+                raise VerificationError(
+                    f"nn.weight '{op.weight_name.data}': stored tensor has shape "
+                    f"{array.shape}, the IR says {expected}"
+                )
+
+    def clone(self) -> Program:
+        """A deep copy of the module sharing the (read-only) weight arrays."""
+        return Program(self.module.clone(), self.weights)
+
+    def used_weights(self) -> WeightStore:
+        return self.weights.subset({op.hash.data for op in self.weight_ops()})
+
+
+def verify_module(module: Operation) -> None:
+    try:
+        module.verify()
+    except VerifyException as err:
+        raise VerificationError(str(err)) from None
+
+
+def parse_module(text: str, filename: str = "<input>", ctx: Context | None = None) -> ModuleOp:
+    """Parse MLIR text; errors become IRParseError with file:line:col and the offending token."""
+    try:
+        return Parser(ctx or make_context(), text, filename).parse_module()
+    except ParseError as err:
+        raise IRParseError(str(err).rstrip()) from None
+    except DiagnosticException as err:
+        raise IRParseError(f"{filename}: {err}") from None
+
+
+def print_module(module: Operation, generic: bool = False) -> str:
+    out = io.StringIO()
+    Printer(stream=out, print_generic_format=generic).print_op(module)
+    out.write("\n")
+    return out.getvalue()
+
+
+def weights_path_for(mlir_path: Path) -> Path:
+    return mlir_path.with_suffix(WEIGHTS_SUFFIX)
+
+
+def load_program(path: Path, weights: Path | None = None, verify: bool = True) -> Program:
+    """Read `model.mlir` and the weights file beside it (`model.safetensors`)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise IRParseError(f"cannot read {path}: {err}") from None
+    module = parse_module(text, str(path))
+    program = Program(module, WeightStore())
+    if program.weight_ops():
+        wpath = weights or weights_path_for(path)
+        if not wpath.exists():
+            raise WeightStoreError(
+                f"{path} uses weights but {wpath} is missing; keep the .safetensors file beside "
+                "the .mlir file or pass its path"
+            )
+        program.weights = WeightStore.load(wpath)
+    if verify:
+        program.verify()
+    return program
+
+
+def save_program(program: Program, path: Path, generic: bool = False) -> None:
+    """Write `path` (.mlir) and its weights file; each is fully written before it replaces
+    the old file, weights first, so a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".ircomp-") as tmp:
+        tmp_mlir = Path(tmp) / path.name
+        tmp_mlir.write_text(print_module(program.module, generic))
+        tmp_weights = weights_path_for(tmp_mlir)
+        has_weights = bool(program.weight_ops())
+        if has_weights:
+            program.used_weights().save(tmp_weights)
+        if has_weights:
+            os.replace(tmp_weights, weights_path_for(path))
+        os.replace(tmp_mlir, path)
+
