@@ -55,30 +55,17 @@ class NNOperation(IRDLOperation):
 
     @classmethod
     def parse(cls, parser: Parser) -> NNOperation:
-        operands: list[SSAValue] = []
-        first = parser.parse_optional_operand()
+        unresolved = []
+        first = parser.parse_optional_unresolved_operand()
         if first is not None:
-            operands.append(first)
+            unresolved.append(first)
             while parser.parse_optional_punctuation(",") is not None:
-                operands.append(parser.parse_operand())
+                unresolved.append(parser.parse_unresolved_operand())
         attrs = parser.parse_optional_attr_dict()
         parser.parse_punctuation(":")
         pos = parser.pos
         fn_type = parser.parse_function_type()
-        if len(fn_type.inputs.data) != len(operands):
-            parser.raise_error(
-                f"{cls.name} has {len(operands)} operands but the type lists "
-                f"{len(fn_type.inputs.data)}",
-                pos,
-                parser.pos,
-            )
-        for operand, expected in zip(operands, fn_type.inputs.data, strict=True):
-            if operand.type != expected:
-                parser.raise_error(
-                    f"operand type {operand.type} does not match the declared {expected}",
-                    pos,
-                    parser.pos,
-                )
+        operands = parser.resolve_operands(unresolved, fn_type.inputs.data, pos)
         op_def = cls.get_irdl_definition()
         properties: dict[str, Attribute] = {}
         for name, pdef in op_def.properties.items():

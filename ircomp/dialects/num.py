@@ -27,11 +27,19 @@ from xdsl.utils.exceptions import VerifyException
 from ircomp.numerics import Bit, FixP, Float, FormatError, Int, NumericFormat, Posit
 
 
-def _parse_int_pair(parser: AttrParser) -> tuple[int, int]:
+def _parse_int_pair(
+    parser: AttrParser, make_format: type[NumericFormat], *extra: bool
+) -> tuple[int, int]:
+    """Parse `<a, b>` and report impossible parameters at their position in the text."""
+    start = parser.pos
     with parser.in_angle_brackets():
         first = parser.parse_integer()
         parser.parse_punctuation(",")
         second = parser.parse_integer()
+    try:
+        make_format(first, second, *extra)
+    except FormatError as err:
+        parser.raise_error(str(err), start, parser.pos)
     return first, second
 
 
@@ -52,7 +60,7 @@ class _FixPBase(ParametrizedAttribute, TypeAttribute):
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> list[Attribute]:
-        width, frac = _parse_int_pair(parser)
+        width, frac = _parse_int_pair(parser, FixP, cls.SIGNED)
         return [IntAttr(width), IntAttr(frac)]
 
     def print_parameters(self, printer: Printer) -> None:
@@ -90,7 +98,7 @@ class PositType(ParametrizedAttribute, TypeAttribute):
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> list[Attribute]:
-        n, es = _parse_int_pair(parser)
+        n, es = _parse_int_pair(parser, Posit)
         return [IntAttr(n), IntAttr(es)]
 
     def print_parameters(self, printer: Printer) -> None:
@@ -120,8 +128,9 @@ def format_of(element_type: Attribute) -> NumericFormat:
         case BitType():
             return Bit()
         case IntegerType():
-            signed = element_type.signedness.data != Signedness.UNSIGNED
-            return Int(element_type.width.data, signed)
+            width = element_type.width.data
+            signed = element_type.signedness.data != Signedness.UNSIGNED and width > 1
+            return Int(width, signed)
         case Float32Type():
             return Float("f32")
         case Float16Type():

@@ -60,7 +60,10 @@ def default_result_format(op_type: type[Operation], operands: Sequence[SSAValue]
     if issubclass(op_type, nn.BinaryOp) and isinstance(first, FixPType | UFixPType):
         other = element_type_of(operands[1])
         assert isinstance(other, FixPType | UFixPType)
-        return FixPType(max(first.width.data, other.width.data) + 1, max(first.frac.data, other.frac.data))
+        # Exact sum: the larger integer part plus a carry bit, the finer fraction grid.
+        frac = max(first.frac.data, other.frac.data)
+        int_bits = max(first.width.data - first.frac.data, other.width.data - other.frac.data)
+        return FixPType(min(int_bits + 1 + frac, ACCUMULATOR_WIDTH), frac)
     return first
 
 

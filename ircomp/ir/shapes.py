@@ -85,7 +85,7 @@ def window2d(
     dilations: Sequence[int],
     ceil_mode: bool = False,
 ) -> tuple[int, int]:
-    """Spatial output size of a 2-D window op on NCHW input; padding is [top, left, bottom, right]."""
+    """Spatial output size of a 2-D window op on NCHW input (padding: top, left, bottom, right)."""
     if len(x) != 4:
         raise ShapeError(f"expected an NCHW input of rank 4, got {x}")
     for name, values, n in (

@@ -1,0 +1,5 @@
+import sys
+
+from ircomp.cli import main
+
+sys.exit(main())

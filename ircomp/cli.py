@@ -1,0 +1,261 @@
+"""The `ircomp` command line: `opt`, `run`, `passes`.
+
+Errors the user can fix print one message and exit 2; internal failures exit 1 with a hint to
+report them; Ctrl-C exits 130. Outputs are written to a temporary file and renamed, so a failed
+command never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import numpy as np
+
+from ircomp.errors import InputError, IrcompError
+
+if TYPE_CHECKING:
+    from ircomp.ir.weights import WeightStore
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+SPLIT_MARKER = "// -----"
+
+
+# ---- opt ----------------------------------------------------------------------------------
+
+
+def _split_chunks(text: str, split: bool) -> list[str]:
+    """The input's chunks, each padded with blank lines so error lines match the file."""
+    if not split:
+        return [text]
+    chunks, offset = [], 0
+    for chunk in text.split(SPLIT_MARKER):
+        chunks.append("\n" * offset + chunk)
+        offset += chunk.count("\n")
+    return chunks
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read {path}: {err}") from None
+
+
+def _opt_chunk(args: argparse.Namespace, text: str, out: TextIO) -> None:
+    from ircomp.ir.program import Program, parse_module, print_module
+    from ircomp.ir.weights import WeightStore
+    from ircomp.pass_manager import PassManager, parse_pipeline
+
+    module = parse_module(text, args.input)
+    program = Program(module, WeightStore())
+    if program.weight_ops():
+        program.weights = _weights_for(args)
+    program.verify()
+    manager = PassManager(
+        parse_pipeline(args.pipeline or ""),
+        verify_each=not args.no_verify_each,
+        print_ir_after_all=args.print_ir_after_all,
+        print_ir_after_change=args.print_ir_after_change,
+        dump_dir=Path(args.dump_dir) if args.dump_dir else None,
+        time_passes=args.time_passes,
+    )
+    result = manager.run(program)
+    if args.output:
+        from ircomp.ir.program import save_program
+
+        save_program(result, Path(args.output), generic=args.generic)
+    else:
+        out.write(print_module(result.module, generic=args.generic))
+
+
+def _weights_for(args: argparse.Namespace) -> WeightStore:
+    from ircomp.ir.program import weights_path_for
+    from ircomp.ir.weights import WeightStore
+
+    if args.input == "-" and not args.weights:
+        raise InputError("a module read from stdin that uses weights needs --weights PATH")
+    path = Path(args.weights) if args.weights else weights_path_for(Path(args.input))
+    return WeightStore.load(path)
+
+
+def cmd_opt(args: argparse.Namespace) -> int:
+    text = _read_text(args.input)
+    chunks = _split_chunks(text, args.split_input_file)
+    if args.output and len(chunks) > 1:
+        raise InputError("--split-input-file writes to standard output; drop -o")
+    for i, chunk in enumerate(chunks):
+        if i:
+            sys.stdout.write(SPLIT_MARKER + "\n")
+        try:
+            _opt_chunk(args, chunk, sys.stdout)
+        except InputError as err:
+            if not args.verify_diagnostics:
+                raise
+            # mlir-opt style: report the diagnostic on stdout for FileCheck and go on.
+            sys.stdout.write(f"{err}\n")
+    return 0
+
+
+# ---- run ----------------------------------------------------------------------------------
+
+
+def _load_array(path: str) -> list[np.ndarray]:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read input {path}: {err}") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            return [loaded[k] for k in sorted(loaded.files, key=_natural_key)]
+    return [loaded]
+
+
+def _natural_key(name: str) -> tuple[str, int]:
+    stem = name.rstrip("0123456789")
+    digits = name[len(stem) :]
+    return stem, int(digits) if digits else -1
+
+
+def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_outputs(path: Path, outputs: Sequence[np.ndarray]) -> None:
+    if path.suffix == ".npz":
+        _write_atomically(
+            path,
+            lambda p: np.savez(p, **{f"out{i}": o for i, o in enumerate(outputs)}),
+        )
+    elif len(outputs) == 1:
+        # np.save appends .npy unless given a file object.
+        def write(p: Path) -> None:
+            with open(p, "wb") as f:
+                np.save(f, outputs[0], allow_pickle=False)
+
+        _write_atomically(path, write)
+    else:
+        raise InputError(f"the function has {len(outputs)} results: write them to a .npz file")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ircomp.interpreter import run
+    from ircomp.ir.program import load_program
+
+    program = load_program(Path(args.input), Path(args.weights) if args.weights else None)
+    inputs = [a for path in args.inputs for a in _load_array(path)]
+    outputs = run(program, inputs, function=args.function)
+    if args.output:
+        _save_outputs(Path(args.output), outputs)
+    else:
+        with np.printoptions(threshold=64, edgeitems=4):
+            for i, out in enumerate(outputs):
+                print(f"result {i}: shape {list(out.shape)} dtype {out.dtype}\n{out}")
+    return 0
+
+
+# ---- passes -------------------------------------------------------------------------------
+
+
+def cmd_passes(args: argparse.Namespace) -> int:
+    from ircomp.pass_manager import describe_passes
+
+    print(describe_passes())
+    return 0
+
+
+# ---- entry point --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ircomp", description="Compile neural networks for small, low-latency hardware."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    opt = sub.add_parser("opt", help="run a pass pipeline on an .mlir module (mlir-opt style)")
+    opt.add_argument("input", help="input .mlir file, or - for standard input")
+    opt.add_argument("-p", "--pipeline", default="", help="passes, e.g. 'fold-batchnorm,cse'")
+    opt.add_argument(
+        "-o", "--output", help="output .mlir (weights are written beside it); default: stdout"
+    )
+    opt.add_argument("--weights", help="weights file (default: the .safetensors beside input)")
+    opt.add_argument("--split-input-file", action="store_true", help="split input at '// -----'")
+    opt.add_argument(
+        "--verify-diagnostics",
+        action="store_true",
+        help="print parse/verification errors to stdout and continue (for FileCheck tests)",
+    )
+    opt.add_argument("--print-ir-after-all", action="store_true")
+    opt.add_argument("--print-ir-after-change", action="store_true")
+    opt.add_argument("--dump-dir", help="write the IR after every pass into this folder")
+    opt.add_argument("--time-passes", action="store_true", help="report time per pass")
+    opt.add_argument(
+        "--no-verify-each", action="store_true", help="verify only at the end, not between passes"
+    )
+    opt.add_argument("--generic", action="store_true", help="print the generic MLIR form")
+    opt.set_defaults(handler=cmd_opt)
+
+    run = sub.add_parser("run", help="execute a module with the golden interpreter")
+    run.add_argument("input", help="input .mlir file (weights beside it)")
+    run.add_argument(
+        "--input",
+        dest="inputs",
+        action="append",
+        default=[],
+        metavar="ARRAY",
+        help=".npy per function argument, or one .npz holding them all (in key order)",
+    )
+    run.add_argument("-o", "--output", help=".npy (one result) or .npz; default: print")
+    run.add_argument("--weights", help="weights file (default: the .safetensors beside input)")
+    run.add_argument("--function", default="main", help="function to run (default: main)")
+    run.set_defaults(handler=cmd_run)
+
+    passes = sub.add_parser("passes", help="list the available passes with options and docs")
+    passes.set_defaults(handler=cmd_passes)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except InputError as err:
+        print(f"ircomp {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except IrcompError as err:
+        print(f"ircomp {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except KeyboardInterrupt:
+        print(f"ircomp {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # last line of defence: users never see a traceback
+        if os.environ.get("IRCOMP_DEBUG"):
+            raise
+        print(
+            f"ircomp {args.command}: internal error: {type(err).__name__}: {err}\n"
+            "This is a bug in ircomp; rerun with IRCOMP_DEBUG=1 for a traceback and report it.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
