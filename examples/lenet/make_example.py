@@ -23,8 +23,9 @@ HERE = Path(__file__).parent
 SEED = 5
 
 
-def conv_bn_relu_pool(b: GraphBuilder, rng: np.random.Generator, x, name: str, cin: int,
-                      cout: int, pad: int):
+def conv_bn_relu_pool(
+    b: GraphBuilder, rng: np.random.Generator, x, name: str, cin: int, cout: int, pad: int
+):
     w = b.weight(f"{name}.weight", rng.normal(0, (2 / (cin * 25)) ** 0.5, (cout, cin, 5, 5)))
     y = b.op(nn.Conv2dOp, [x, w], padding=[pad] * 4)
     stats = {

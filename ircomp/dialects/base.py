@@ -49,9 +49,7 @@ class NNOperation(IRDLOperation):
             printer.print_string(" ")
             printer.print_attr_dict(shown)
         printer.print_string(" : ")
-        printer.print_function_type(
-            [o.type for o in self.operands], [r.type for r in self.results]
-        )
+        printer.print_function_type([o.type for o in self.operands], [r.type for r in self.results])
 
     @classmethod
     def parse(cls, parser: Parser) -> NNOperation:

@@ -354,9 +354,7 @@ class LayerNormOp(NNOp):
         x = self.shape_of(self.input)
         axis = self.shape_rule(shapes.normalize_axis, self.get("axis"), len(x))[0]
         for param in (self.scale, self.bias):
-            if param is not None and not shapes.shapes_compatible(
-                self.shape_of(param), x[axis:]
-            ):
+            if param is not None and not shapes.shapes_compatible(self.shape_of(param), x[axis:]):
                 raise self.fail(f"scale/bias must have shape {list(x[axis:])}")
         return [x]
 

@@ -128,4 +128,3 @@ def save_program(program: Program, path: Path, generic: bool = False) -> None:
         if has_weights:
             os.replace(tmp_weights, weights_path_for(path))
         os.replace(tmp_mlir, path)
-

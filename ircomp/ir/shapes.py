@@ -190,9 +190,7 @@ def concat(inputs: Sequence[Shape], axis: int) -> Shape:
     ax = normalize_axis(axis, rank)
     total = 0
     for s in inputs:
-        if len(s) != rank or not all(
-            _dim_eq(s[i], inputs[0][i]) for i in range(rank) if i != ax
-        ):
+        if len(s) != rank or not all(_dim_eq(s[i], inputs[0][i]) for i in range(rank) if i != ax):
             raise ShapeError(f"concat inputs {list(inputs)} differ outside axis {axis}")
         total = DYN if DYN in (total, s[ax]) else total + s[ax]
     return (*inputs[0][:ax], total, *inputs[0][ax + 1 :])

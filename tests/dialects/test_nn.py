@@ -137,12 +137,27 @@ def test_fixp_add_needs_aligned_fraction_bits() -> None:
         (nn.QuantizeOp, f32, FixPType(8, 4), {"scale": [1.0], "zero_point": [1]}, "only on int"),
         (nn.QuantizeOp, f32, IntegerType(8), {"scale": [0.1, 0.2]}, "2 scales for axis 1"),
         (nn.DequantizeOp, f32, f32, {"scale": [0.1]}, "non-float format into"),
-        (nn.RequantizeOp, IntegerType(32), IntegerType(8), {"scale": [0.1], "mode": "tflite"},
-         "mode must be one of"),
-        (nn.RequantizeOp, IntegerType(32), IntegerType(8),
-         {"scale": [0.1], "mode": "onnx", "clamp": [5, 1]}, "lo <= hi"),
-        (nn.RequantizeOp, PositType(8, 0), IntegerType(8), {"scale": [0.1], "mode": "onnx"},
-         "integer or fixp codes"),
+        (
+            nn.RequantizeOp,
+            IntegerType(32),
+            IntegerType(8),
+            {"scale": [0.1], "mode": "tflite"},
+            "mode must be one of",
+        ),
+        (
+            nn.RequantizeOp,
+            IntegerType(32),
+            IntegerType(8),
+            {"scale": [0.1], "mode": "onnx", "clamp": [5, 1]},
+            "lo <= hi",
+        ),
+        (
+            nn.RequantizeOp,
+            PositType(8, 0),
+            IntegerType(8),
+            {"scale": [0.1], "mode": "onnx"},
+            "integer or fixp codes",
+        ),
     ],
 )
 def test_cast_rules(op_type, in_elem, out_elem, props, message) -> None:
