@@ -20,6 +20,8 @@ from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
+from ircomp.ir.shapes import DYN
+
 Shape = tuple[int, ...]
 
 
@@ -105,18 +107,19 @@ class NNOperation(IRDLOperation):
 
 
 def result_shape(value: SSAValue) -> Shape:
+    """The shape of a tensor value in the shape rules' convention (-1 = dynamic)."""
     assert isinstance(value.type, TensorType)
-    return tuple(value.type.get_shape())
+    return tuple(DYN if d == DYNAMIC_INDEX else d for d in value.type.get_shape())
 
 
 def shapes_compatible(a: Sequence[int], b: Sequence[int]) -> bool:
     return len(a) == len(b) and all(
-        x == y or DYNAMIC_INDEX in (x, y) for x, y in zip(a, b, strict=True)
+        x == y or DYN in (x, y) or DYNAMIC_INDEX in (x, y) for x, y in zip(a, b, strict=True)
     )
 
 
 def format_shapes(shapes: Sequence[Shape]) -> str:
     def one(shape: Shape) -> str:
-        return "x".join("?" if d == DYNAMIC_INDEX else str(d) for d in shape) or "scalar"
+        return "x".join("?" if d in (DYN, DYNAMIC_INDEX) else str(d) for d in shape) or "scalar"
 
     return ", ".join(f"<{one(s)}>" for s in shapes)

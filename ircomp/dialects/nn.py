@@ -37,7 +37,7 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from ircomp.dialects.base import NNOperation, Shape, result_shape
+from ircomp.dialects.base import NNOperation, Shape, result_shape, shapes_compatible
 from ircomp.dialects.num import FixPType, PositType, UFixPType, format_of, is_float_type
 from ircomp.ir import shapes
 from ircomp.numerics import FormatError, posit_frac_bits
@@ -329,7 +329,7 @@ class BatchNormOp(NNOp):
         if len(x) < 2:
             raise self.fail(f"input must have a channel axis, got shape {x}")
         for param in (self.scale, self.bias, self.mean, self.var):
-            if not shapes.shapes_compatible(self.shape_of(param), (x[1],)):
+            if not shapes_compatible(self.shape_of(param), (x[1],)):
                 raise self.fail(f"parameters must have shape [{x[1]}]")
         return [x]
 
@@ -354,7 +354,7 @@ class LayerNormOp(NNOp):
         x = self.shape_of(self.input)
         axis = self.shape_rule(shapes.normalize_axis, self.get("axis"), len(x))[0]
         for param in (self.scale, self.bias):
-            if param is not None and not shapes.shapes_compatible(self.shape_of(param), x[axis:]):
+            if param is not None and not shapes_compatible(self.shape_of(param), x[axis:]):
                 raise self.fail(f"scale/bias must have shape {list(x[axis:])}")
         return [x]
 

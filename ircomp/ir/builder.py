@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import Float32Type, IntegerType, ModuleOp, TensorType
+from xdsl.dialects.builtin import DYNAMIC_INDEX, Float32Type, IntegerType, ModuleOp, TensorType
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 from ircomp.dialects import nn
@@ -29,7 +29,9 @@ ACCUMULATOR_WIDTH = 32
 
 
 def tensor(shape: Sequence[int], element_type: Attribute | None = None) -> TensorType:
-    return TensorType(element_type or Float32Type(), list(shape))
+    """A tensor type; -1 in `shape` (the shape rules' dynamic dim) becomes `?`."""
+    dims = [DYNAMIC_INDEX if d == -1 else d for d in shape]
+    return TensorType(element_type or Float32Type(), dims)
 
 
 def element_type_of(value: SSAValue) -> Attribute:
@@ -51,6 +53,8 @@ def accumulator_type(x: Attribute, w: Attribute) -> Attribute:
 
 def default_result_format(op_type: type[Operation], operands: Sequence[SSAValue]) -> Attribute:
     first = element_type_of(operands[0])
+    if op_type is nn.DequantizeOp:
+        return Float32Type()
     if issubclass(op_type, nn.MacOp):
         return accumulator_type(first, element_type_of(operands[1]))
     if op_type is nn.MulOp and isinstance(first, FixPType | UFixPType):
