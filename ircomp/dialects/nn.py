@@ -42,6 +42,17 @@ from ircomp.dialects.num import FixPType, PositType, UFixPType, format_of, is_fl
 from ircomp.ir import shapes
 from ircomp.numerics import FormatError, posit_frac_bits
 
+# Discardable attribute naming the source layer of an op (`blocks.3.attn.qkv`); `nn.weight`
+# carries its tensor name as the `name` property instead.
+NAME_ATTR = "name"
+
+
+def op_name(op: Operation) -> str | None:
+    """The source layer path of an op, if the frontend recorded one."""
+    attr = op.attributes.get(NAME_ATTR) or op.properties.get(NAME_ATTR)
+    return attr.data if isinstance(attr, StringAttr) else None
+
+
 # ---- property helpers -------------------------------------------------------------------
 
 

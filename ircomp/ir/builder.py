@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DYNAMIC_INDEX, Float32Type, IntegerType, ModuleOp, TensorType
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    Float32Type,
+    IntegerType,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+)
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 from ircomp.dialects import nn
@@ -114,19 +121,26 @@ class GraphBuilder:
         op_type: type[nn.NNOp],
         operands: Sequence[SSAValue],
         result_format: Attribute | None = None,
+        *,
+        name: str | None = None,
         **props: Any,
     ) -> SSAValue:
-        return self.op_multi(op_type, operands, result_format, **props)[0]
+        return self.op_multi(op_type, operands, result_format, name=name, **props)[0]
 
     def op_multi(
         self,
         op_type: type[nn.NNOp],
         operands: Sequence[SSAValue],
         result_format: Attribute | None = None,
+        *,
+        name: str | None = None,
         **props: Any,
     ) -> list[SSAValue]:
+        """Append an op; `name` is the source layer path (e.g. `blocks.3.attn.qkv`)."""
         types = infer_result_types(op_type, operands, result_format, props)
         op = nn.build(op_type, operands, types, **props)
+        if name is not None:
+            op.attributes[nn.NAME_ATTR] = StringAttr(name)
         self.block.add_op(op)
         return list(op.results)
 
