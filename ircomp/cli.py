@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from ircomp.errors import InputError, IrcompError
+from ircomp.fileio import atomic_write
 
 if TYPE_CHECKING:
     from ircomp.ir.weights import WeightStore
@@ -52,12 +52,12 @@ def _read_text(path: str) -> str:
 
 
 def _opt_chunk(args: argparse.Namespace, text: str, out: TextIO) -> None:
-    from ircomp.ir.program import Program, parse_module, print_module
+    from ircomp.ir.program import Program, SourceText, parse_module, print_module
     from ircomp.ir.weights import WeightStore
     from ircomp.pass_manager import PassManager, parse_pipeline
 
     module = parse_module(text, args.input)
-    program = Program(module, WeightStore())
+    program = Program(module, WeightStore(), SourceText(args.input, text))
     if program.weight_ops():
         program.weights = _weights_for(args)
     program.verify()
@@ -126,21 +126,9 @@ def _natural_key(name: str) -> tuple[str, int]:
     return stem, int(digits) if digits else -1
 
 
-def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save_outputs(path: Path, outputs: Sequence[np.ndarray]) -> None:
     if path.suffix == ".npz":
-        _write_atomically(
+        atomic_write(
             path,
             lambda p: np.savez(p, **{f"out{i}": o for i, o in enumerate(outputs)}),
         )
@@ -150,7 +138,7 @@ def _save_outputs(path: Path, outputs: Sequence[np.ndarray]) -> None:
             with open(p, "wb") as f:
                 np.save(f, outputs[0], allow_pickle=False)
 
-        _write_atomically(path, write)
+        atomic_write(path, write)
     else:
         raise InputError(f"the function has {len(outputs)} results: write them to a .npz file")
 
@@ -242,6 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except IrcompError as err:
         print(f"ircomp {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly like other Unix tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_INTERNAL
     except KeyboardInterrupt:
         print(f"ircomp {args.command}: interrupted", file=sys.stderr)

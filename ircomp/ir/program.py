@@ -7,7 +7,7 @@ is byte-identical), and `load_program` / `save_program` for `model.mlir` + `mode
 from __future__ import annotations
 
 import io
-import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyExcepti
 from ircomp.dialects.nn import NN, WeightOp
 from ircomp.dialects.num import Num
 from ircomp.errors import IRParseError, VerificationError, WeightStoreError
+from ircomp.fileio import publish
 from ircomp.ir.weights import WeightStore
 
 WEIGHTS_SUFFIX = ".safetensors"
@@ -36,17 +37,26 @@ def make_context() -> Context:
     return ctx
 
 
+@dataclass(frozen=True)
+class SourceText:
+    """The text a module was parsed from, so errors can point at file:line:col."""
+
+    filename: str
+    text: str
+
+
 @dataclass
 class Program:
     module: ModuleOp
     weights: WeightStore = field(default_factory=WeightStore)
+    source: SourceText | None = None
 
     def weight_ops(self) -> list[WeightOp]:
         return [op for op in self.module.walk() if isinstance(op, WeightOp)]
 
     def verify(self) -> None:
         """Verify every op and that each weight handle resolves to a tensor of its type."""
-        verify_module(self.module)
+        verify_module(self.module, self.source)
         for op in self.weight_ops():
             array = self.weights.get(op.hash.data)
             expected = tuple(op.result.type.get_shape())  # type: ignore[union-attr]
@@ -64,11 +74,39 @@ class Program:
         return self.weights.subset({op.hash.data for op in self.weight_ops()})
 
 
-def verify_module(module: Operation) -> None:
+def verify_module(module: Operation, source: SourceText | None = None) -> None:
+    """Verify `module`; with its source text, the error names file:line:col of the bad op."""
     try:
         module.verify()
     except VerifyException as err:
-        raise VerificationError(str(err)) from None
+        failing = _first_failing_op(module)
+        where = _locate(failing, source) if failing is not None and source else None
+        if where is None:
+            raise VerificationError(str(err)) from None
+        location, line = where
+        raise VerificationError(f"{location}: error: {err}\n{line}") from None
+
+
+def _first_failing_op(module: Operation) -> Operation | None:
+    for op in module.walk():
+        try:
+            op.verify(verify_nested_ops=False)
+        except VerifyException:
+            return op
+    return None
+
+
+def _locate(op: Operation, source: SourceText) -> tuple[str, str] | None:
+    """file:line:col of `op` in its source, found by its first result's SSA name."""
+    if not op.results or op.results[0].name_hint is None:
+        return None
+    name = re.escape(op.results[0].name_hint)
+    pattern = re.compile(rf"^(\s*)%{name}(?:\s*,\s*%[\w.$-]+)*\s*=\s*{re.escape(op.name)}\b")
+    for number, line in enumerate(source.text.splitlines(), start=1):
+        match = pattern.match(line)
+        if match:
+            return f"{source.filename}:{number}:{len(match.group(1)) + 1}", line
+    return None
 
 
 def parse_module(text: str, filename: str = "<input>", ctx: Context | None = None) -> ModuleOp:
@@ -99,7 +137,7 @@ def load_program(path: Path, weights: Path | None = None, verify: bool = True) -
     except (OSError, UnicodeDecodeError) as err:
         raise IRParseError(f"cannot read {path}: {err}") from None
     module = parse_module(text, str(path))
-    program = Program(module, WeightStore())
+    program = Program(module, WeightStore(), SourceText(str(path), text))
     if program.weight_ops():
         wpath = weights or weights_path_for(path)
         if not wpath.exists():
@@ -126,5 +164,5 @@ def save_program(program: Program, path: Path, generic: bool = False) -> None:
         if has_weights:
             program.used_weights().save(tmp_weights)
         if has_weights:
-            os.replace(tmp_weights, weights_path_for(path))
-        os.replace(tmp_mlir, path)
+            publish(tmp_weights, weights_path_for(path))
+        publish(tmp_mlir, path)

@@ -4,7 +4,7 @@ import os
 import lit.formats
 
 config.name = "ircomp"  # noqa: F821 - `config` is injected by lit
-config.test_format = lit.formats.ShTest(execute_external=True)  # noqa: F821
+config.test_format = lit.formats.ShTest()  # noqa: F821
 config.suffixes = [".mlir"]  # noqa: F821
 config.test_source_root = os.path.dirname(__file__)  # noqa: F821
 config.excludes = ["lit.cfg.py"]  # noqa: F821
