@@ -40,7 +40,7 @@ from xdsl.utils.arg_spec import parse_pipeline as xdsl_parse_pipeline
 from xdsl.utils.exceptions import ArgSpecParseError
 
 from ircomp.errors import InputError, IrcompError, PassFailure, PipelineError
-from ircomp.ir.program import Program, make_context, print_module
+from ircomp.ir.program import ChangeTracker, Program, make_context, print_module
 from ircomp.ir.weights import WeightStore
 
 ENTRY_POINT_GROUP = "ircomp.passes"
@@ -441,13 +441,13 @@ class PassManager:
         work = Program(program.module.clone(), weights)
         ctx = PassContext.for_weights(weights)
         verify_total = 0.0
-        if self.verify_each:
-            start = time.perf_counter()
-            try:
-                work.verify()
-            except InputError as err:
-                raise type(err)(f"the input to the pass pipeline: {err}") from None
-            verify_total += time.perf_counter() - start
+        start = time.perf_counter()
+        try:
+            program.verify_incremental()
+        except InputError as err:
+            raise type(err)(f"the input to the pass pipeline: {err}") from None
+        tracker = ChangeTracker(work.module) if self.verify_each else None
+        verify_total += time.perf_counter() - start
         track_text = self.print_ir_after_change
         text = print_module(work.module) if (track_text or self.dump_dir) else ""
         if self.dump_dir is not None:
@@ -464,9 +464,9 @@ class PassManager:
                 self._dump_failure(work, index, width, pass_name)
                 raise self._pass_error(pass_name, err, work.module) from err
             self.timings.append(PassTiming(pass_name, time.perf_counter() - start))
-            if self.verify_each:
+            if tracker is not None:
                 start = time.perf_counter()
-                self._verify_after(pass_name, work, index, width)
+                self._verify_after(pass_name, work, tracker.changed_ops(work.module), index, width)
                 verify_total += time.perf_counter() - start
             new_text = (
                 print_module(work.module)
@@ -482,8 +482,11 @@ class PassManager:
                 name = f"{index:0{width}d}-{pass_name}.mlir"
                 (self.dump_dir / name).write_text(new_text)
             text = new_text
-        if self.verify_each:
-            self.timings.append(PassTiming("(verification)", verify_total))
+        if tracker is None:
+            start = time.perf_counter()
+            self._verify_after("the pipeline", work, None, len(self.passes), width)
+            verify_total += time.perf_counter() - start
+        self.timings.append(PassTiming("(verification)", verify_total))
         if self.time_passes:
             self.out.write(self.timing_report())
         return Program(work.module, work.used_weights())
@@ -507,9 +510,20 @@ class PassManager:
 
     # ---- failures ---------------------------------------------------------------------
 
-    def _verify_after(self, pass_name: str, work: Program, index: int, width: int) -> None:
+    def _verify_after(
+        self,
+        pass_name: str,
+        work: Program,
+        changed: list[Operation] | None,
+        index: int,
+        width: int,
+    ) -> None:
+        """Verify what the pass changed (`changed`), or the whole program when None."""
         try:
-            work.verify()
+            if changed is None:
+                work.verify()
+            else:
+                work.verify_ops(changed)
         except Exception as err:
             self._dump_failure(work, index, width, pass_name)
             op = _failing_op(work.module)

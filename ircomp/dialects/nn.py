@@ -145,9 +145,10 @@ class NNOp(NNOperation):
         return out if isinstance(out, list) else [out]
 
     def require_same_format(self, *values: SSAValue) -> None:
-        types = {str(elem(v)) for v in values}
-        if len(types) > 1:
-            raise self.fail(f"operands and result must share one format, got {sorted(types)}")
+        first = elem(values[0])
+        if any(elem(v) != first for v in values[1:]):
+            names = sorted({str(elem(v)) for v in values})
+            raise self.fail(f"operands and result must share one format, got {names}")
 
     def require_float(self, *values: SSAValue) -> None:
         for v in values:

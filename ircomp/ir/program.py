@@ -9,8 +9,10 @@ from __future__ import annotations
 import io
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from xdsl.context import Context
 from xdsl.dialects import func
@@ -50,6 +52,8 @@ class Program:
     module: ModuleOp
     weights: WeightStore = field(default_factory=WeightStore)
     source: SourceText | None = None
+    # Fingerprints taken at the last full verification (see `verify_incremental`).
+    _verified: ChangeTracker | None = field(default=None, repr=False, compare=False)
 
     def weight_ops(self) -> list[WeightOp]:
         return [op for op in self.module.walk() if isinstance(op, WeightOp)]
@@ -58,13 +62,38 @@ class Program:
         """Verify every op and that each weight handle resolves to a tensor of its type."""
         verify_module(self.module, self.source)
         for op in self.weight_ops():
-            array = self.weights.get(op.hash.data)
-            expected = tuple(op.result.type.get_shape())  # type: ignore[union-attr]
-            if array.shape != expected:
-                raise VerificationError(
-                    f"nn.weight '{op.weight_name.data}': stored tensor has shape "
-                    f"{array.shape}, the IR says {expected}"
-                )
+            self.check_weight(op)
+        self._verified = ChangeTracker(self.module)
+
+    def verify_incremental(self) -> None:
+        """Verify what changed since the last `verify()` (everything, if it never ran)."""
+        if self._verified is None:
+            self.verify()
+            return
+        try:
+            self.verify_ops(self._verified.changed_ops(self.module))
+        except VerificationError:
+            self._verified = None
+            raise
+
+    def verify_ops(self, ops: Iterable[Operation]) -> None:
+        """Verify only `ops` (each on its own, not what it nests): incremental verification."""
+        for op in ops:
+            try:
+                op.verify(verify_nested_ops=False)
+            except VerifyException as err:
+                raise VerificationError(str(err)) from None
+            if isinstance(op, WeightOp):
+                self.check_weight(op)
+
+    def check_weight(self, op: WeightOp) -> None:
+        array = self.weights.get(op.hash.data)
+        expected = tuple(op.result.type.get_shape())  # type: ignore[union-attr]
+        if array.shape != expected:
+            raise VerificationError(
+                f"nn.weight '{op.weight_name.data}': stored tensor has shape "
+                f"{array.shape}, the IR says {expected}"
+            )
 
     def clone(self) -> Program:
         """A deep copy of the module sharing the (read-only) weight arrays."""
@@ -72,6 +101,49 @@ class Program:
 
     def used_weights(self) -> WeightStore:
         return self.weights.subset({op.hash.data for op in self.weight_ops()})
+
+
+class ChangeTracker:
+    """Fingerprints every op so that after a pass only what it touched is verified again.
+
+    An op's verifier reads only its operands' types, its properties, attributes and result
+    types, so an op needs re-verification when it is new, when any of those changed, or when
+    it uses a value whose defining op changed. Fingerprinting is a small fraction of the cost of
+    verifying, which keeps verify-after-every-pass cheap on large modules.
+    """
+
+    def __init__(self, module: Operation) -> None:
+        self._prints = self._take(module)
+
+    @staticmethod
+    def _take(module: Operation) -> dict[int, tuple[Operation, tuple[Any, ...]]]:
+        return {
+            id(op): (
+                op,
+                (
+                    id(op.parent),
+                    tuple(map(id, op.operands)),
+                    tuple(r.type for r in op.results),
+                    tuple(op.properties.items()),
+                    tuple(op.attributes.items()),
+                ),
+            )
+            for op in module.walk()
+        }
+
+    def changed_ops(self, module: Operation) -> list[Operation]:
+        """Ops to re-verify since the last call, in program order; updates the fingerprints."""
+        now = self._take(module)
+        dirty: dict[int, Operation] = {}
+        for key, (op, fingerprint) in now.items():
+            before = self._prints.get(key)
+            if before is None or before[0] is not op or before[1] != fingerprint:
+                dirty[key] = op
+                for result in op.results:
+                    for use in result.uses:
+                        dirty[id(use.operation)] = use.operation
+        self._prints = now
+        return [op for key, (op, _) in now.items() if key in dirty]
 
 
 def verify_module(module: Operation, source: SourceText | None = None) -> None:

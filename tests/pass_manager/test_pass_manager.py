@@ -20,6 +20,7 @@ from ircomp.ir.builder import GraphBuilder
 from ircomp.ir.program import Program, parse_module, print_module
 from ircomp.ir.weights import WeightStore
 from ircomp.pass_manager import (
+    ChangeTracker,
     IrcompPass,
     PassContext,
     PassManager,
@@ -200,10 +201,24 @@ def test_verify_each_names_the_broken_pass_and_op() -> None:
     assert print_module(program.module) == before
 
 
-def test_without_verify_each_the_broken_ir_gets_through() -> None:
-    result = PassManager([BreakShapesPass()], verify_each=False).run(_program())
-    with pytest.raises(VerificationError):
-        result.verify()
+def test_without_verify_each_the_result_is_still_verified_once_at_the_end() -> None:
+    with pytest.raises(PassFailure, match="pass 'the pipeline' left IR that fails verification"):
+        PassManager([BreakShapesPass()], verify_each=False).run(_program())
+
+
+def test_change_tracker_reports_changed_ops_and_their_users() -> None:
+    program = _program()
+    tracker = ChangeTracker(program.module)
+    assert tracker.changed_ops(program.module) == []
+    relu = next(op for op in program.module.walk() if isinstance(op, nn.ReluOp))
+    users = {use.operation for use in relu.result.uses}
+    t = relu.result.type
+    assert isinstance(t, TensorType)
+    Rewriter.replace_value_with_new_type(relu.result, TensorType(t.element_type, [7, 7]))
+    changed = tracker.changed_ops(program.module)
+    assert relu in changed and users <= set(changed)
+    assert len(changed) == 1 + len(users)
+    assert tracker.changed_ops(program.module) == []
 
 
 def test_a_raising_pass_becomes_pass_failure_naming_it() -> None:
