@@ -15,7 +15,8 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# torch==2.13.0 is pinned in pyproject.toml: pip takes the local CPU build on these machines.

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian packages the tests and examples need. Installs only what is missing; needs root
+# (or sudo) the first time. Add a package here when a test starts to need it.
+set -euo pipefail
+PACKAGES=(
+    dataset-fashion-mnist   # Fashion-MNIST IDX files for ircomp.train and the reference models
+)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install as root: apt-get install ${missing[*]}" >&2; exit 1; }
+    SUDO="sudo"
+fi
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
