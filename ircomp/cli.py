@@ -1,4 +1,4 @@
-"""The `ircomp` command line: `opt`, `run`, `passes`.
+"""The `ircomp` command line: `opt`, `run`, `import`, `passes`.
 
 Errors the user can fix print one message and exit 2; internal failures exit 1 with a hint to
 report them; Ctrl-C exits 130. Outputs are written to a temporary file and renamed, so a failed
@@ -159,6 +159,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- import -------------------------------------------------------------------------------
+
+
+def _parse_input_shape(text: str) -> tuple[str, list[int]]:
+    name, sep, dims = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, [int(d) for d in dims.split(",")]
+    except ValueError:
+        raise InputError(f"--input-shape expects NAME=D0,D1,..., got '{text}'") from None
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ircomp.frontends import onnx as onnx_frontend
+    from ircomp.ir.program import save_program
+
+    shapes = dict(_parse_input_shape(t) for t in args.input_shape)
+    program = onnx_frontend.load(args.input, input_shapes=shapes or None)
+    save_program(program, Path(args.output), generic=args.generic)
+    return 0
+
+
 # ---- passes -------------------------------------------------------------------------------
 
 
@@ -215,6 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights", help="weights file (default: the .safetensors beside input)")
     run.add_argument("--function", default="main", help="function to run (default: main)")
     run.set_defaults(handler=cmd_run)
+
+    imp = sub.add_parser("import", help="import an ONNX model (.onnx) as .mlir + .safetensors")
+    imp.add_argument("input", help="input .onnx file")
+    imp.add_argument("-o", "--output", required=True, help="output .mlir (weights beside it)")
+    imp.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,...",
+        help="fix the shape of an input (e.g. a symbolic batch); repeatable",
+    )
+    imp.add_argument("--generic", action="store_true", help="print the generic MLIR form")
+    imp.set_defaults(handler=cmd_import)
 
     passes = sub.add_parser("passes", help="list the available passes with options and docs")
     passes.set_defaults(handler=cmd_passes)

@@ -780,6 +780,233 @@ class RequantizeOp(ScaledCastOp):
         self.verify_scales(self.result)
 
 
+# ---- ops added for the frontends (ONNX, torch.export) ----------------------------------------
+
+
+@irdl_op_definition
+class PowOp(BinaryOp):
+    """a ** b with numpy broadcasting (float)."""
+
+    name = "nn.pow"
+    FLOAT_ONLY: ClassVar[bool] = True
+
+
+class CodeBinaryOp(BinaryOp):
+    """Binary elementwise op on floats or on codes of one non-posit format (monotone)."""
+
+    def verify_formats(self) -> None:
+        if isinstance(elem(self.lhs), PositType):
+            raise self.fail("posit values must be converted to fixp or float first")
+        self.require_same_format(self.lhs, self.rhs, self.result)
+
+
+@irdl_op_definition
+class MaxOp(CodeBinaryOp):
+    """Elementwise maximum (numpy broadcasting); floats or codes of one format."""
+
+    name = "nn.max"
+
+
+@irdl_op_definition
+class MinOp(CodeBinaryOp):
+    """Elementwise minimum (numpy broadcasting); floats or codes of one format."""
+
+    name = "nn.min"
+
+
+@irdl_op_definition
+class SqrtOp(UnaryOp):
+    name = "nn.sqrt"
+
+
+@irdl_op_definition
+class ReciprocalOp(UnaryOp):
+    name = "nn.reciprocal"
+
+
+@irdl_op_definition
+class ExpOp(UnaryOp):
+    name = "nn.exp"
+
+
+@irdl_op_definition
+class LogOp(UnaryOp):
+    name = "nn.log"
+
+
+@irdl_op_definition
+class ErfOp(UnaryOp):
+    name = "nn.erf"
+
+
+@irdl_op_definition
+class NegOp(UnaryOp):
+    name = "nn.neg"
+
+
+@irdl_op_definition
+class AbsOp(UnaryOp):
+    name = "nn.abs"
+
+
+@irdl_op_definition
+class LeakyReluOp(UnaryOp):
+    """x if x >= 0 else alpha * x."""
+
+    name = "nn.leaky_relu"
+    alpha = prop_def(FloatAttr, FloatAttr(0.01, f64))
+
+
+@irdl_op_definition
+class HardSigmoidOp(UnaryOp):
+    """max(0, min(1, alpha * x + beta)) (ONNX defaults)."""
+
+    name = "nn.hardsigmoid"
+    alpha = prop_def(FloatAttr, FloatAttr(0.2, f64))
+    beta = prop_def(FloatAttr, FloatAttr(0.5, f64))
+
+
+@irdl_op_definition
+class HardSwishOp(UnaryOp):
+    """x * max(0, min(1, x / 6 + 1/2))."""
+
+    name = "nn.hardswish"
+
+
+@irdl_op_definition
+class LogSoftmaxOp(UnaryOp):
+    name = "nn.log_softmax"
+    axis = prop_def(IntegerAttr, _i64(-1))
+
+    def infer_result_shapes(self) -> list[Shape]:
+        x = self.shape_of(self.input)
+        self.shape_rule(shapes.normalize_axis, self.get("axis"), len(x))
+        return [x]
+
+
+class ReduceOp(NNOp):
+    """Reduction over `axes` ([] = every axis); `keepdims` keeps them as size 1 (ONNX)."""
+
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    axes = prop_def(DenseArrayBase, _ints([]))
+    keepdims = prop_def(IntegerAttr, BoolAttr.from_bool(True))
+    CODES: ClassVar[bool] = False
+
+    def reduced_axes(self) -> list[int]:
+        rank = len(self.shape_of(self.input))
+        axes = self.get("axes") or list(range(rank))
+        norm = [self.shape_rule(shapes.normalize_axis, a, rank)[0] for a in axes]
+        if len(set(norm)) != len(norm):
+            raise self.fail(f"axes {self.get('axes')} repeat an axis")
+        return sorted(norm)
+
+    def verify_formats(self) -> None:
+        if self.CODES and not is_float_type(elem(self.input)):
+            if isinstance(elem(self.input), PositType):
+                raise self.fail("posit values must be converted to fixp or float first")
+            self.require_same_format(self.input, self.result)
+        else:
+            self.require_float(self.input, self.result)
+
+    def infer_result_shapes(self) -> list[Shape]:
+        x = self.shape_of(self.input)
+        return self.shape_rule(
+            shapes.reduce_axes, x, self.reduced_axes(), bool(self.get("keepdims"))
+        )
+
+
+@irdl_op_definition
+class ReduceMeanOp(ReduceOp):
+    name = "nn.reduce_mean"
+
+
+@irdl_op_definition
+class ReduceSumOp(ReduceOp):
+    name = "nn.reduce_sum"
+
+
+@irdl_op_definition
+class ReduceMaxOp(ReduceOp):
+    """Maximum over axes; floats or codes of any non-posit format."""
+
+    name = "nn.reduce_max"
+    CODES: ClassVar[bool] = True
+
+
+@irdl_op_definition
+class GatherOp(NNOp):
+    """numpy `take(data, indices, axis)`: indices are integer codes, negative from the end."""
+
+    name = "nn.gather"
+    data = operand_def(TensorType)
+    indices = operand_def(TensorType)
+    result = result_def(TensorType)
+    axis = prop_def(IntegerAttr, _i64(0))
+
+    def verify_formats(self) -> None:
+        if not _is_int(elem(self.indices)):
+            raise self.fail(f"indices must be an integer tensor, got {_fmt(self.indices)}")
+        self.require_same_format(self.data, self.result)
+
+    def infer_result_shapes(self) -> list[Shape]:
+        return self.shape_rule(
+            shapes.gather, self.shape_of(self.data), self.shape_of(self.indices), self.get("axis")
+        )
+
+
+@irdl_op_definition
+class ExpandOp(ShapeOp):
+    """ONNX Expand: broadcast the input against `shape` (result = broadcast(x, shape))."""
+
+    name = "nn.expand"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    shape = prop_def(DenseArrayBase)
+    ALWAYS_PRINT: ClassVar[tuple[str, ...]] = ("shape",)
+
+    def infer_result_shapes(self) -> list[Shape]:
+        return self.shape_rule(shapes.expand, self.shape_of(self.input), self.get("shape"))
+
+
+@irdl_op_definition
+class WhereOp(NNOp):
+    """cond ? a : b elementwise, with numpy broadcasting of all three; cond is `i1`."""
+
+    name = "nn.where"
+    condition = operand_def(TensorType)
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    # The builder takes the default result format from this operand (a), not from cond.
+    FORMAT_OPERAND: ClassVar[int] = 1
+
+    def verify_formats(self) -> None:
+        cond = elem(self.condition)
+        if not (isinstance(cond, IntegerType) and cond.width.data == 1):
+            raise self.fail(f"condition must be i1, got {cond}")
+        self.require_same_format(self.lhs, self.rhs, self.result)
+
+    def infer_result_shapes(self) -> list[Shape]:
+        ab = self.shape_rule(shapes.broadcast, self.shape_of(self.lhs), self.shape_of(self.rhs))
+        return self.shape_rule(shapes.broadcast, self.shape_of(self.condition), ab[0])
+
+
+@irdl_op_definition
+class CastOp(UnaryOp):
+    """Float -> float format conversion (f32 / f16 / bf16), rounding to nearest even."""
+
+    name = "nn.cast"
+
+    def verify_formats(self) -> None:
+        for v in (self.input, self.result):
+            if not is_float_type(elem(v)):
+                raise self.fail(
+                    f"converts between float formats only, got {_fmt(v)}; use "
+                    "nn.quantize / nn.dequantize for other formats"
+                )
+
+
 NN = Dialect(
     "nn",
     [
@@ -812,6 +1039,27 @@ NN = Dialect(
         QuantizeOp,
         DequantizeOp,
         RequantizeOp,
+        PowOp,
+        MaxOp,
+        MinOp,
+        SqrtOp,
+        ReciprocalOp,
+        ExpOp,
+        LogOp,
+        ErfOp,
+        NegOp,
+        AbsOp,
+        LeakyReluOp,
+        HardSigmoidOp,
+        HardSwishOp,
+        LogSoftmaxOp,
+        ReduceMeanOp,
+        ReduceSumOp,
+        ReduceMaxOp,
+        GatherOp,
+        ExpandOp,
+        WhereOp,
+        CastOp,
     ],
     [],
 )

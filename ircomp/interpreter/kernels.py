@@ -550,6 +550,128 @@ def requantize_(op: nn.RequantizeOp, ctx: Context) -> Fn:
     return run
 
 
+# ---- ops added for the frontends ------------------------------------------------------------
+
+
+def _torch_unary(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[np.ndarray], np.ndarray]:
+    def compute(x: np.ndarray) -> np.ndarray:
+        return fn(torch.from_numpy(np.require(x, requirements=["C", "W"]))).numpy()
+
+    return compute
+
+
+_FLOAT_UNARY: dict[type[Operation], Callable[[np.ndarray], np.ndarray]] = {
+    nn.SqrtOp: np.sqrt,
+    nn.ReciprocalOp: np.reciprocal,
+    nn.ExpOp: np.exp,
+    nn.LogOp: np.log,
+    nn.ErfOp: _torch_unary(torch.erf),
+    nn.NegOp: np.negative,
+    nn.AbsOp: np.abs,
+}
+
+
+@kernel(*_FLOAT_UNARY)
+def float_unary(op: nn.UnaryOp, ctx: Context) -> Fn:
+    return _float_fn(repr_of(op.result), _FLOAT_UNARY[type(op)])
+
+
+@kernel(nn.PowOp)
+def pow_(op: nn.PowOp, ctx: Context) -> Fn:
+    return _float_fn(repr_of(op.result), np.power)
+
+
+@kernel(nn.MaxOp, nn.MinOp)
+def max_min(op: nn.BinaryOp, ctx: Context) -> Fn:
+    # np.maximum / np.minimum propagate NaN (like ONNX Max/Min and torch); codes compare as
+    # integers, which orders every non-posit format by value.
+    ufunc = np.maximum if isinstance(op, nn.MaxOp) else np.minimum
+    return lambda a, b: (ufunc(a, b),)
+
+
+@kernel(nn.LeakyReluOp)
+def leaky_relu(op: nn.LeakyReluOp, ctx: Context) -> Fn:
+    alpha = np.float32(op.get("alpha"))
+    return _float_fn(repr_of(op.result), lambda x: np.where(x >= 0, x, x * alpha))
+
+
+@kernel(nn.HardSigmoidOp)
+def hardsigmoid(op: nn.HardSigmoidOp, ctx: Context) -> Fn:
+    alpha, beta = np.float32(op.get("alpha")), np.float32(op.get("beta"))
+    one, zero = np.float32(1), np.float32(0)
+    return _float_fn(
+        repr_of(op.result), lambda x: np.minimum(one, np.maximum(zero, x * alpha + beta))
+    )
+
+
+@kernel(nn.HardSwishOp)
+def hardswish(op: nn.HardSwishOp, ctx: Context) -> Fn:
+    return _float_fn(repr_of(op.result), _torch_unary(torch.nn.functional.hardswish))
+
+
+@kernel(nn.LogSoftmaxOp)
+def log_softmax(op: nn.LogSoftmaxOp, ctx: Context) -> Fn:
+    axis = op.get("axis")
+
+    def compute(x: np.ndarray) -> np.ndarray:
+        shifted = x.astype(np.float64) - x.max(axis=axis, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+    return _float_fn(repr_of(op.result), compute)
+
+
+@kernel(nn.ReduceMeanOp, nn.ReduceSumOp, nn.ReduceMaxOp)
+def reduce(op: nn.ReduceOp, ctx: Context) -> Fn:
+    axes, keep = tuple(op.reduced_axes()), bool(op.get("keepdims"))
+    rep = repr_of(op.result)
+    if isinstance(op, nn.ReduceMaxOp):
+        return lambda x: (np.max(x, axis=axes, keepdims=keep),)
+    # Float reductions in float64, rounded once (like the other non-MAC reductions).
+    method = np.mean if isinstance(op, nn.ReduceMeanOp) else np.sum
+    rnd = float_rounder(rep)
+    return lambda x: (rnd(method(x, axis=axes, keepdims=keep, dtype=np.float64)),)
+
+
+@kernel(nn.GatherOp)
+def gather(op: nn.GatherOp, ctx: Context) -> Fn:
+    axis = shapes.normalize_axis(op.get("axis"), len(op.shape_of(op.data)))
+
+    def run(data: np.ndarray, indices: np.ndarray) -> Arrays:
+        size = data.shape[axis]
+        idx = _i64(indices)
+        if idx.size and (idx.min() < -size or idx.max() >= size):
+            raise InputError(
+                f"gather index out of range [{-size}, {size - 1}] on axis {axis}: "
+                f"{idx.min()}..{idx.max()}"
+            )
+        return (np.take(data, idx, axis=axis),)
+
+    return run
+
+
+@kernel(nn.ExpandOp)
+def expand(op: nn.ExpandOp, ctx: Context) -> Fn:
+    target = op.get("shape")
+
+    def run(x: np.ndarray) -> Arrays:
+        # -1 (dynamic) entries take the input's size, i.e. broadcast as 1.
+        known = tuple(1 if d == shapes.DYN else d for d in target)
+        return (np.broadcast_to(x, np.broadcast_shapes(x.shape, known)).copy(),)
+
+    return run
+
+
+@kernel(nn.WhereOp)
+def where(op: nn.WhereOp, ctx: Context) -> Fn:
+    return lambda c, a, b: (np.where(c.astype(bool), a, b),)
+
+
+@kernel(nn.CastOp)
+def cast(op: nn.CastOp, ctx: Context) -> Fn:
+    rnd = float_rounder(repr_of(op.result))
+    return lambda x: (rnd(_f32(x)),)
+
+
 def missing_kernels(op_types: Sequence[type[Operation]]) -> list[str]:
     """Names of the op types without a kernel (used by the tests)."""
     return [t.name for t in op_types if t not in KERNELS]

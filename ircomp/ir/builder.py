@@ -59,7 +59,7 @@ def accumulator_type(x: Attribute, w: Attribute) -> Attribute:
 
 
 def default_result_format(op_type: type[Operation], operands: Sequence[SSAValue]) -> Attribute:
-    first = element_type_of(operands[0])
+    first = element_type_of(operands[getattr(op_type, "FORMAT_OPERAND", 0)])
     if op_type is nn.DequantizeOp:
         return Float32Type()
     if issubclass(op_type, nn.MacOp):

@@ -225,3 +225,18 @@ def reduce_axes(x: Shape, axes: Sequence[int], keepdims: bool) -> Shape:
     if keepdims:
         return tuple(1 if i in norm else d for i, d in enumerate(x))
     return tuple(d for i, d in enumerate(x) if i not in norm)
+
+
+def gather(data: Shape, indices: Shape, axis: int) -> Shape:
+    """numpy take: data dims before axis, the index dims, data dims after axis."""
+    if not data:
+        raise ShapeError("gather needs data of rank >= 1")
+    ax = normalize_axis(axis, len(data))
+    return (*data[:ax], *indices, *data[ax + 1 :])
+
+
+def expand(x: Shape, target: Sequence[int]) -> Shape:
+    """ONNX Expand: numpy broadcasting of the input shape with `target` (-1: dynamic)."""
+    if any(d < DYN for d in target):
+        raise ShapeError(f"expand shape {list(target)} may hold only sizes >= 0 and -1")
+    return broadcast(x, tuple(target))

@@ -39,7 +39,7 @@ _SAFETENSORS_DTYPES = {
 
 def content_hash(array: np.ndarray) -> str:
     """16 hex digits of sha256 over dtype, shape and the C-ordered bytes."""
-    data = np.ascontiguousarray(array)
+    data = np.asarray(array, order="C")
     digest = hashlib.sha256()
     digest.update(f"{data.dtype.str}|{data.shape}|".encode())
     digest.update(memoryview(data).cast("B"))
@@ -54,7 +54,7 @@ class WeightStore:
 
     def add(self, array: np.ndarray) -> str:
         """Store a copy of `array` (once per distinct content) and return its hash."""
-        data = np.ascontiguousarray(array)
+        data = np.asarray(array, order="C")
         if data.dtype.kind not in "biuf":
             raise WeightStoreError(f"cannot store a tensor of dtype {data.dtype}")
         key = content_hash(data)
@@ -92,7 +92,7 @@ class WeightStore:
         return out
 
     def save(self, path: Path) -> None:
-        tensors = {key: np.ascontiguousarray(self._arrays[key]) for key in self}
+        tensors = {key: np.asarray(self._arrays[key], order="C") for key in self}
         save_file(tensors, str(path), metadata={"format": "ircomp-weights-1"})
 
     @classmethod
