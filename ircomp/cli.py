@@ -1,4 +1,4 @@
-"""The `ircomp` command line: `opt`, `run`, `import`, `passes`.
+"""The `ircomp` command line: `opt`, `run`, `import`, `build`, `passes`.
 
 Errors the user can fix print one message and exit 2; internal failures exit 1 with a hint to
 report them; Ctrl-C exits 130. Outputs are written to a temporary file and renamed, so a failed
@@ -182,6 +182,41 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- build --------------------------------------------------------------------------------
+
+BUILD_TARGETS = ("pytorch",)
+
+
+def _load_model(path: Path, weights: str | None) -> tuple[object, str]:
+    """A .mlir program (weights beside it) or an .onnx model, for `build`."""
+    from ircomp.ir.program import load_program
+
+    if path.suffix == ".onnx":
+        try:
+            from ircomp.frontends import onnx as onnx_frontend
+        except ImportError as err:
+            raise InputError(
+                f"cannot read {path}: the ONNX frontend is unavailable ({err})"
+            ) from None
+        load = getattr(onnx_frontend, "load", None)
+        if load is None:
+            raise InputError(f"cannot read {path}: this ircomp has no ONNX frontend yet")
+        return load(str(path)), path.name
+    if path.suffix != ".mlir":
+        raise InputError(f"{path}: expected a .mlir or .onnx model")
+    return load_program(path, Path(weights) if weights else None), path.name
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    program, source = _load_model(Path(args.input), args.weights)
+    if args.target == "pytorch":
+        from ircomp.backends.pytorch import build
+
+        out = build(program, Path(args.output), source=source)  # type: ignore[arg-type]
+    print(f"wrote {out}/model.py, {out}/model.safetensors, {out}/run_example.py")
+    return 0
+
+
 # ---- passes -------------------------------------------------------------------------------
 
 
@@ -251,6 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--generic", action="store_true", help="print the generic MLIR form")
     imp.set_defaults(handler=cmd_import)
+
+    build = sub.add_parser("build", help="generate code for a target from .mlir or .onnx")
+    build.add_argument("input", help="input .mlir (weights beside it) or .onnx model")
+    build.add_argument("--target", required=True, choices=BUILD_TARGETS, help="code target")
+    build.add_argument("-o", "--output", required=True, help="output folder (replaced whole)")
+    build.add_argument("--weights", help="weights file (default: the .safetensors beside input)")
+    build.set_defaults(handler=cmd_build)
 
     passes = sub.add_parser("passes", help="list the available passes with options and docs")
     passes.set_defaults(handler=cmd_passes)

@@ -6,13 +6,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from ircomp.passes._common import (
-    element_type,
-    erase_unused_weights,
-    functions,
-    new_weight,
-    to_storage,
-)
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
@@ -23,6 +16,13 @@ from ircomp.dialects import nn
 from ircomp.errors import IrcompError, PassFailure
 from ircomp.ir.program import Program
 from ircomp.pass_manager import IrcompPass, weights_of
+from ircomp.passes._common import (
+    element_type,
+    erase_unused_weights,
+    functions,
+    new_weight,
+    to_storage,
+)
 
 
 def _foldable(op: Operation) -> bool:

@@ -5,14 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ircomp.passes._common import (
-    element_type,
-    erase_unused_weights,
-    float_values,
-    new_weight,
-    to_storage,
-    weight_op,
-)
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
@@ -26,6 +18,14 @@ from xdsl.pattern_rewriter import (
 from ircomp.dialects import nn
 from ircomp.dialects.num import is_float_type
 from ircomp.pass_manager import IrcompPass
+from ircomp.passes._common import (
+    element_type,
+    erase_unused_weights,
+    float_values,
+    new_weight,
+    to_storage,
+    weight_op,
+)
 
 
 def _bias_name(weight_name: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ircomp.passes._common import functions
 from xdsl.context import Context
 from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, TensorType
 from xdsl.rewriter import Rewriter
@@ -12,6 +11,7 @@ from xdsl.rewriter import Rewriter
 from ircomp.dialects.base import NNOperation, result_shape, shapes_compatible
 from ircomp.ir.shapes import DYN
 from ircomp.pass_manager import IrcompPass
+from ircomp.passes._common import functions
 
 
 def _refine(current: tuple[int, ...], inferred: tuple[int, ...]) -> tuple[int, ...]:

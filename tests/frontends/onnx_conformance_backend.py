@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 import onnx
-from ircomp.frontends import onnx as onnx_frontend
 from onnx import helper
 from onnx.backend.base import Backend, BackendRep
 
+from ircomp.frontends import onnx as onnx_frontend
 from ircomp.interpreter import Interpreter
 
 

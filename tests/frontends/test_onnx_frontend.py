@@ -11,13 +11,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from ircomp.frontends import onnx as onnx_frontend
 from onnx import TensorProto, helper, numpy_helper
 from onnx_helpers import export
 
 from ircomp.cli import main as cli_main
 from ircomp.dialects import nn
 from ircomp.errors import InputError
+from ircomp.frontends import onnx as onnx_frontend
 from ircomp.interpreter import run
 from ircomp.ir.program import load_program
 

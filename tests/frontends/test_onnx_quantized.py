@@ -7,11 +7,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from ircomp.frontends import onnx as onnx_frontend
 from onnx import TensorProto, helper, numpy_helper
 from onnx_helpers import SmallCNN, calibration_batches, export
 
 from ircomp.dialects import nn
+from ircomp.frontends import onnx as onnx_frontend
 from ircomp.interpreter import Interpreter
 
 SHAPE = (2, 3, 14, 14)

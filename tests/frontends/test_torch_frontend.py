@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ircomp.frontends import torch as frontend
 from torch import nn as tnn
 from torch.nn import functional as F
 
 from ircomp.dialects import nn
 from ircomp.errors import InputError
+from ircomp.frontends import torch as frontend
 from ircomp.interpreter import run
 
 RTOL, ATOL = 1e-4, 1e-5

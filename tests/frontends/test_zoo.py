@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from ircomp.frontends import torch as torch_frontend
 from xdsl.dialects.builtin import DYNAMIC_INDEX
 from zoo import ZOO, parameter_count, random_inputs
 
 from ircomp.dialects import nn
 from ircomp.errors import InputError
+from ircomp.frontends import torch as torch_frontend
 from ircomp.interpreter import run
 from ircomp.ir.program import (
     Program,
@@ -185,6 +185,7 @@ def _onnx_export(model: torch.nn.Module, inputs: tuple, path: Path) -> list[str]
 @pytest.mark.parametrize("name", NAMES)
 def test_onnx_frontend_matches_onnxruntime_and_torch(name: str, tmp_path: Path) -> None:
     import onnxruntime as ort
+
     from ircomp.frontends import onnx as onnx_frontend
 
     model, inputs = ZOO[name]()

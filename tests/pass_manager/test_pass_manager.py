@@ -9,7 +9,6 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from ircomp.passes import BUILTIN_PASSES, ConstantFoldPass, FoldBatchNormPass
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.rewriter import Rewriter
@@ -30,6 +29,7 @@ from ircomp.pass_manager import (
     pipeline_text,
     weights_of,
 )
+from ircomp.passes import BUILTIN_PASSES, ConstantFoldPass, FoldBatchNormPass
 
 BUILTINS = {"cse", "dce", "constant-fold", "fold-batchnorm", "shape-inference"}
 

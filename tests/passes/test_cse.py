@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
-from ircomp.passes.cse import _key
 from pass_checks import apply, assert_ir_equal, check_pass
 from strategies import build_program, float_graphs, graph_specs
 
 from ircomp.dialects import nn
 from ircomp.ir.builder import GraphBuilder
 from ircomp.ir.weights import content_hash
+from ircomp.passes.cse import _key
 
 
 def test_duplicate_branches_fed_by_renamed_weights_merge() -> None:
