@@ -73,8 +73,13 @@ def exporter_module(ops: int) -> Program:
     for i in range(ops // 11):
         w = b.weight(f"block{i}.conv.weight", rng.normal(0, 0.1, (16, 16, 3, 3)))
         y = b.op(nn.Conv2dOp, [x, w], padding=[1, 1, 1, 1], name=f"block{i}.conv")
-        stats = [rng.uniform(0.5, 1.5, 16), rng.normal(0, 0.1, 16)] * 2
-        params = [b.weight(f"block{i}.bn.{k}", v) for k, v in zip("sbmv", stats, strict=True)]
+        stats = {
+            "scale": rng.uniform(0.5, 1.5, 16),
+            "bias": rng.normal(0, 0.1, 16),
+            "mean": rng.normal(0, 0.1, 16),
+            "var": rng.uniform(0.5, 1.5, 16),
+        }
+        params = [b.weight(f"block{i}.bn.{k}", v) for k, v in stats.items()]
         y = b.op(nn.BatchNormOp, [y, *params], name=f"block{i}.bn")
         x = b.op(nn.AddOp, [x, b.op(nn.ReluOp, [y])])
     flat = b.op(nn.FlattenOp, [x])

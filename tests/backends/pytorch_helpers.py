@@ -4,52 +4,14 @@ golden interpreter."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from xdsl.ir import Attribute
 
 from ircomp.backends.pytorch import to_torch
-from ircomp.dialects import nn
 from ircomp.interpreter import run
-from ircomp.ir.builder import GraphBuilder
 from ircomp.ir.program import Program
-
-
-@dataclass
-class In:
-    """A function input (codes for non-float types)."""
-
-    array: np.ndarray
-    type: Attribute | None = None
-
-
-@dataclass
-class W:
-    """A weight (codes for non-float types)."""
-
-    array: np.ndarray
-    type: Attribute | None = None
-
-
-def one_op(
-    op_type: type[nn.NNOp],
-    operands: Sequence[In | W],
-    result_format: Attribute | None = None,
-    **props: Any,
-) -> tuple[Program, list[np.ndarray]]:
-    b = GraphBuilder()
-    values, inputs = [], []
-    for i, operand in enumerate(operands):
-        if isinstance(operand, In):
-            values.append(b.input(operand.array.shape, operand.type))
-            inputs.append(operand.array)
-        else:
-            values.append(b.weight(f"layer.w{i}", operand.array, operand.type))
-    results = b.op_multi(op_type, values, result_format, name="layer", **props)
-    return b.finish(results), inputs
 
 
 def as_numpy(value: torch.Tensor) -> np.ndarray:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
-from pytorch_helpers import In, W, check_against_interpreter, one_op, torch_outputs
+from op_helpers import In, W, one_op
+from pytorch_helpers import check_against_interpreter, torch_outputs
 from strategies import build_program, graph_specs
 from xdsl.dialects.builtin import BFloat16Type, Float16Type, Float32Type, IntegerType, Signedness
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
-from pytorch_helpers import In, W, one_op
+from op_helpers import In, W, one_op
 from strategies import build_program, graph_specs
 from xdsl.dialects.builtin import Float32Type, IntegerType
 

@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from op_helpers import In, W, one_op
 from xdsl.ir import Attribute
 
 from ircomp.dialects import nn
 from ircomp.interpreter import run
-from ircomp.ir.builder import GraphBuilder
-
-
-@dataclass
-class In:
-    """A function input."""
-
-    array: np.ndarray
-    type: Attribute | None = None
-
-
-@dataclass
-class W:
-    """A weight (codes for non-float types)."""
-
-    array: np.ndarray
-    type: Attribute | None = None
 
 
 def run_op(
@@ -48,16 +31,8 @@ def run_op_multi(
     result_format: Attribute | None = None,
     **props: Any,
 ) -> list[np.ndarray]:
-    b = GraphBuilder()
-    values, inputs = [], []
-    for i, operand in enumerate(operands):
-        if isinstance(operand, In):
-            values.append(b.input(operand.array.shape, operand.type))
-            inputs.append(operand.array)
-        else:
-            values.append(b.weight(f"w{i}", operand.array, operand.type))
-    results = b.op_multi(op_type, values, result_format, **props)
-    return run(b.finish(results), inputs)
+    program, inputs = one_op(op_type, operands, result_format, **props)
+    return run(program, inputs)
 
 
 def rand(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
