@@ -184,7 +184,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 # ---- build --------------------------------------------------------------------------------
 
-BUILD_TARGETS = ("pytorch",)
+BUILD_TARGETS = ("pytorch", "c")
 
 
 def _load_model(path: Path, weights: str | None) -> tuple[object, str]:
@@ -213,7 +213,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         from ircomp.backends.pytorch import build
 
         out = build(program, Path(args.output), source=source)  # type: ignore[arg-type]
-    print(f"wrote {out}/model.py, {out}/model.safetensors, {out}/run_example.py")
+        print(f"wrote {out}/model.py, {out}/model.safetensors, {out}/run_example.py")
+    elif args.target == "c":
+        from ircomp.backends.c import build as build_c
+
+        out = build_c(program, Path(args.output), "model")  # type: ignore[arg-type]
+        print(f"wrote {out}/model.h, {out}/model.c, {out}/vectors.h, {out}/main.c, {out}/Makefile")
     return 0
 
 

@@ -1,0 +1,1289 @@
+"""C99 code generation: `model.h`, `model.c`, `vectors.h`, `main.c` and a `Makefile`.
+
+`generate(program, name)` returns the files' contents (byte-identical for the same program and
+inputs); `build(program, out_dir, name)` writes them into a temporary folder renamed onto
+`out_dir`. One static function per op, weights as `static const` arrays, one static arena
+planned by liveness (`plan.py`); float32 graphs in float, int8/uint8/int16/int32 codes in integer
+arithmetic exactly as `spec/numerics.md`. `spec/c_abi.md` is the contract of the output.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.ir import Operation, SSAValue
+
+from ircomp.backends.c.plan import Buffer, plan
+from ircomp.dialects import nn
+from ircomp.errors import InputError
+from ircomp.interpreter.values import Repr, repr_of
+from ircomp.interpreter.windows import average_counts
+from ircomp.ir import shapes
+from ircomp.ir.program import Program
+from ircomp.numerics import Int, quantize_multiplier_array
+
+CTYPES = {
+    np.dtype(np.int8): "int8_t",
+    np.dtype(np.uint8): "uint8_t",
+    np.dtype(np.int16): "int16_t",
+    np.dtype(np.uint16): "uint16_t",
+    np.dtype(np.int32): "int32_t",
+    np.dtype(np.uint32): "uint32_t",
+}
+
+# Shared helpers, emitted only when a kernel uses them (no dead code under -Werror).
+HELPERS = {
+    "wrap_i32": """\
+/* Two's complement wrap of a uint32 to int32 (portable: no implementation-defined cast). */
+static int32_t ircomp_wrap_i32(uint32_t v)
+{
+    return v <= 0x7fffffffu ? (int32_t)v : (int32_t)(v - 0x80000000u) - 0x7fffffff - 1;
+}""",
+    "round_half_even": """\
+/* round half to even of a float, without fenv; |v| is first clamped to 2^30 (callers clamp
+ * the result to a code range well inside that). */
+static int32_t ircomp_round_half_even(float v)
+{
+    int32_t t;
+    float frac;
+    if (v > 1073741824.0f) v = 1073741824.0f;
+    if (v < -1073741824.0f) v = -1073741824.0f;
+    t = (int32_t)v; /* truncates toward zero */
+    frac = v - (float)t; /* exact */
+    if (frac > 0.5f || (frac == 0.5f && (t & 1))) return t + 1;
+    if (frac < -0.5f || (frac == -0.5f && (t & 1))) return t - 1;
+    return t;
+}""",
+    "srdhm": """\
+/* gemmlowp SaturatingRoundingDoublingHighMul (spec/numerics.md 5.2). */
+static int32_t ircomp_srdhm(int32_t a, int32_t b)
+{
+    int64_t ab, nudge;
+    if (a == b && a == INT32_MIN) return INT32_MAX;
+    ab = (int64_t)a * (int64_t)b;
+    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C division truncates */
+}""",
+    "rdbpot": """\
+/* gemmlowp RoundingDivideByPOT, 0 <= e <= 31: x / 2^e, ties away from zero. */
+static int32_t ircomp_rdbpot(int32_t x, int32_t e)
+{
+    int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
+    int32_t remainder = (int32_t)((uint32_t)x & (uint32_t)mask);
+    int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    int32_t floor_div = x >= 0 ? (x >> e) : ~(~x >> e); /* arithmetic shift, portably */
+    return floor_div + (remainder > threshold ? 1 : 0);
+}""",
+    "mbqm": """\
+/* TFLite MultiplyByQuantizedMultiplier (double rounding); x * 2^left wraps to int32. */
+static int32_t ircomp_mbqm(int32_t x, int32_t multiplier, int32_t shift)
+{
+    int32_t left = shift > 0 ? shift : 0;
+    int32_t right = shift > 0 ? 0 : -shift;
+    int32_t shifted = left >= 32 ? 0 : ircomp_wrap_i32((uint32_t)x << left);
+    return ircomp_rdbpot(ircomp_srdhm(shifted, multiplier), right);
+}""",
+}
+HELPER_DEPS = {"mbqm": ("wrap_i32", "srdhm", "rdbpot")}
+
+
+def sanitize(name: str) -> str:
+    """A C identifier fragment derived from `name`."""
+    ident = re.sub(r"[^0-9A-Za-z_]", "_", name).strip("_")
+    ident = re.sub(r"_+", "_", ident)[:40]
+    return ident or "v"
+
+
+def _ctype(rep: Repr, what: str) -> str:
+    if rep.is_float:
+        if rep.fmt.kind != "f32":  # type: ignore[union-attr]
+            raise InputError(f"{what}: the C backend supports float32, not {rep.fmt.short_name}")
+        return "float"
+    if isinstance(rep.fmt, Int) and rep.dtype in CTYPES:
+        return CTYPES[rep.dtype]
+    raise InputError(f"{what}: the C backend does not support format {rep.fmt.short_name} yet")
+
+
+def _float_lit(value: float) -> str:
+    v = float(np.float32(value))
+    if math.isnan(v):
+        return "NAN"
+    if math.isinf(v):
+        return "INFINITY" if v > 0 else "-INFINITY"
+    text = f"{v:.9g}"
+    if not any(c in text for c in ".en"):
+        text += ".0"
+    return text + "f"
+
+
+def _int_lit(value: int) -> str:
+    value = int(value)
+    if value == -(1 << 31):
+        return "(-2147483647 - 1)"
+    if value >= (1 << 31):
+        return f"{value}u"
+    return str(value)
+
+
+def _array_body(values: np.ndarray, ctype: str, per_line: int = 12) -> str:
+    flat = values.reshape(-1)
+    lit = _float_lit if ctype == "float" else _int_lit
+    items = [lit(v) for v in flat.tolist()]
+    if not items:
+        items = ["0"]
+    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+    return "{\n    " + ",\n    ".join(lines) + "\n}"
+
+
+def _const_array(name: str, ctype: str, values: np.ndarray) -> str:
+    n = max(1, values.size)
+    return f"static const {ctype} {name}[{n}] = {_array_body(values, ctype)};"
+
+
+@dataclass
+class _Value:
+    ctype: str
+    shape: tuple[int, ...]
+    root: SSAValue  # reshape/flatten results alias their input's storage
+    kind: str = "arena"  # arena | input | output | weight
+    ref: str = ""  # parameter / array name, or arena offset once planned
+
+
+@dataclass
+class _Kernel:
+    """One generated op function: its C text and the values it takes (in order)."""
+
+    params: list[tuple[str, SSAValue, bool]]  # (name, value, is_output)
+    body: list[str]
+    returns_error: bool = False
+    helpers: tuple[str, ...] = ()
+    consts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    vals: dict[SSAValue, _Value]
+    prefix: str  # name of the op function (used for its tables)
+    weights: dict[SSAValue, np.ndarray]
+
+
+def _shape(value: SSAValue, what: str) -> tuple[int, ...]:
+    dims = tuple(value.type.get_shape())  # type: ignore[attr-defined]
+    if any(d < 0 for d in dims):
+        raise InputError(f"{what}: dynamic dims {list(dims)}; run shape-inference first")
+    return dims
+
+
+def _numel(shape: Sequence[int]) -> int:
+    return math.prod(shape)
+
+
+def _op_label(op: Operation) -> str:
+    layer = nn.op_name(op)
+    return f"{op.name} '{layer}'" if layer else op.name
+
+
+# ---- kernels ------------------------------------------------------------------------------
+
+ELEMENTWISE = (
+    nn.ReluOp,
+    nn.ClipOp,
+    nn.HardTanhOp,
+    nn.SigmoidOp,
+    nn.TanhOp,
+    nn.QuantizeOp,
+    nn.RequantizeOp,
+    nn.AddOp,
+    nn.SubOp,
+    nn.MulOp,
+    nn.DivOp,
+    nn.SoftmaxOp,
+)
+
+
+def _unary(op: Operation, ctx: _Ctx) -> _Kernel:
+    x, y = op.operands[0], op.results[0]
+    vx, vy = ctx.vals[x], ctx.vals[y]
+    n = _numel(vy.shape)
+    params = [("x", x, False), ("y", y, True)]
+    loop = f"for (i = 0; i < {n}; ++i)"
+    if vy.ctype == "float":
+        if isinstance(op, nn.ReluOp):
+            expr = "x[i] < 0.0f ? 0.0f : x[i]"
+        elif isinstance(op, nn.ClipOp | nn.HardTanhOp):
+            lo, hi = _float_lit(op.get("min")), _float_lit(op.get("max"))
+            return _Kernel(
+                params,
+                [
+                    "int32_t i;",
+                    f"{loop} {{",
+                    f"    float v = x[i] < {lo} ? {lo} : x[i];",
+                    f"    y[i] = v > {hi} ? {hi} : v;",
+                    "}",
+                ],
+            )
+        elif isinstance(op, nn.SigmoidOp):
+            return _Kernel(
+                params,
+                [
+                    "int32_t i;",
+                    f"{loop} {{",
+                    "    float e = (float)exp(-fabs((double)x[i]));",
+                    "    y[i] = x[i] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);",
+                    "}",
+                ],
+            )
+        elif isinstance(op, nn.TanhOp):
+            expr = "(float)tanh((double)x[i])"
+        else:
+            raise AssertionError(op.name)
+        return _Kernel(params, ["int32_t i;", f"{loop} y[i] = {expr};"])
+    # codes: relu / clip act on codes (numerics.md 5.4)
+    rep = repr_of(y)
+    code_lo, code_hi = rep.code_range()
+    if isinstance(op, nn.ReluOp):
+        lo, hi = max(0, code_lo), code_hi
+    elif isinstance(op, nn.ClipOp):
+        lo = min(max(math.ceil(op.get("min")), code_lo), code_hi)
+        hi = max(min(math.floor(op.get("max")), code_hi), code_lo)
+    else:
+        raise InputError(f"{_op_label(op)}: needs float32 operands in the C backend")
+    del vx
+    body = ["int32_t i;", f"{loop} {{", f"    {vy.ctype} v = x[i];"]
+    if lo > code_lo:
+        body.append(f"    if (v < {_int_lit(lo)}) v = {_int_lit(lo)};")
+    if hi < code_hi:
+        body.append(f"    if (v > {_int_lit(hi)}) v = {_int_lit(hi)};")
+    body += ["    y[i] = v;", "}"]
+    return _Kernel(params, body)
+
+
+def _strides(shape: Sequence[int]) -> list[int]:
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return out[::-1]
+
+
+def _binary(op: Operation, ctx: _Ctx) -> _Kernel:
+    a, b, y = op.operands[0], op.operands[1], op.results[0]
+    va, vb, vy = ctx.vals[a], ctx.vals[b], ctx.vals[y]
+    if vy.ctype != "float":
+        raise InputError(
+            f"{_op_label(op)}: integer elementwise arithmetic is not in the C "
+            "backend yet (dequantize first)"
+        )
+    sym = {nn.AddOp: "+", nn.SubOp: "-", nn.MulOp: "*", nn.DivOp: "/"}[type(op)]
+    params = [("a", a, False), ("b", b, False), ("y", y, True)]
+    oshape = vy.shape
+    rank = len(oshape)
+
+    def index(shape: tuple[int, ...]) -> list[int]:
+        padded = (1,) * (rank - len(shape)) + shape
+        st = _strides(padded)
+        return [0 if padded[k] == 1 and oshape[k] != 1 else st[k] for k in range(rank)]
+
+    n = _numel(oshape)
+
+    def flat(v: _Value) -> str | None:
+        if v.shape == oshape or _numel(v.shape) == n:
+            return "[i]" if _numel(v.shape) == n else None
+        if _numel(v.shape) == 1:
+            return "[0]"
+        return None
+
+    fa, fb = flat(va), flat(vb)
+    if fa is not None and fb is not None:
+        loop = f"for (i = 0; i < {n}; ++i) y[i] = a{fa} {sym} b{fb};"
+        return _Kernel(params, ["int32_t i;", loop])
+    sa, sb = index(va.shape), index(vb.shape)
+    loops = [f"int32_t {', '.join(f'i{k}' for k in range(rank))};", "int32_t o = 0;"]
+    indent = ""
+    for k in range(rank):
+        loops.append(f"{indent}for (i{k} = 0; i{k} < {oshape[k]}; ++i{k})")
+        indent += "    "
+
+    def expr(st: list[int]) -> str:
+        terms = [f"i{k} * {s}" if s != 1 else f"i{k}" for k, s in enumerate(st) if s]
+        return " + ".join(terms) or "0"
+
+    loops.append(f"{indent}y[o++] = a[{expr(sa)}] {sym} b[{expr(sb)}];")
+    return _Kernel(params, loops)
+
+
+def _mac_product(op: Operation, x: str, w: str, xc: str, wc: str, is_float: bool) -> str:
+    if is_float:
+        return f"{x} * {w}"
+    xzp, wzp = op.get("input_zero_point"), op.get("weight_zero_point")
+    narrow = xc in ("int8_t", "uint8_t") and wc in ("int8_t", "uint8_t")
+    t = "int32_t" if narrow else "int64_t"
+    xs = f"((({t}){x}) - {xzp})" if xzp else f"({t}){x}"
+    ws = f"((({t}){w}) - {wzp})" if wzp else f"({t}){w}"
+    return f"(uint32_t)({xs} * {ws})"
+
+
+def _mac_types(op: Operation, ctx: _Ctx) -> tuple[bool, str, str, str]:
+    x, w, y = op.operands[0], op.operands[1], op.results[0]
+    vx, vw, vy = ctx.vals[x], ctx.vals[w], ctx.vals[y]
+    is_float = vy.ctype == "float"
+    if not is_float:
+        fmt = repr_of(y).fmt
+        if not (isinstance(fmt, Int) and fmt.width == 32 and fmt.signed):
+            raise InputError(
+                f"{_op_label(op)}: the C backend needs i32 accumulators, got {fmt.short_name}"
+            )
+    return is_float, vx.ctype, vw.ctype, vy.ctype
+
+
+def _finish(is_float: bool, bias: bool, idx: str) -> str:
+    if is_float:
+        return "acc + b[" + idx + "]" if bias else "acc"
+    return "ircomp_wrap_i32(acc + (uint32_t)b[" + idx + "])" if bias else "ircomp_wrap_i32(acc)"
+
+
+def _linear(op: Operation, ctx: _Ctx) -> _Kernel:
+    is_float, xc, wc, _ = _mac_types(op, ctx)
+    x, w, y = op.operands[0], op.operands[1], op.results[0]
+    bias = len(op.operands) > 2
+    out_f, in_f = ctx.vals[w].shape
+    rows = _numel(ctx.vals[x].shape) // in_f
+    params = [("x", x, False), ("w", w, False)]
+    if bias:
+        params.append(("b", op.operands[2], False))
+    params.append(("y", y, True))
+    acc_t, zero = ("float", "0.0f") if is_float else ("uint32_t", "0u")
+    prod = _mac_product(op, "xr[k]", "wr[k]", xc, wc, is_float)
+    body = [
+        "int32_t m, o, k;",
+        f"for (m = 0; m < {rows}; ++m) {{",
+        f"    const {xc}* xr = x + m * {in_f};",
+        f"    for (o = 0; o < {out_f}; ++o) {{",
+        f"        const {wc}* wr = w + o * {in_f};",
+        f"        {acc_t} acc = {zero};",
+        f"        for (k = 0; k < {in_f}; ++k) acc += {prod};",
+        f"        y[m * {out_f} + o] = {_finish(is_float, bias, 'o')};",
+        "    }",
+        "}",
+    ]
+    return _Kernel(params, body, helpers=() if is_float else ("wrap_i32",))
+
+
+def _matmul(op: Operation, ctx: _Ctx) -> _Kernel:
+    is_float, ac, bc, _ = _mac_types(op, ctx)
+    a, b, y = op.operands[0], op.operands[1], op.results[0]
+    sa, sb, sy = ctx.vals[a].shape, ctx.vals[b].shape, ctx.vals[y].shape
+    if len(sa) < 2 or len(sb) < 2:
+        raise InputError(f"{_op_label(op)}: the C backend needs matmul operands of rank >= 2")
+    m, k, n = sa[-2], sa[-1], sb[-1]
+    batch = sy[:-2]
+    nb = _numel(batch)
+    ia = np.broadcast_to(np.arange(_numel(sa[:-2])).reshape(sa[:-2] or (1,)), batch or (1,))
+    ib = np.broadcast_to(np.arange(_numel(sb[:-2])).reshape(sb[:-2] or (1,)), batch or (1,))
+    consts = []
+    off_a, off_b = "0", "0"
+    if nb > 1:
+        consts.append(_const_array(f"{ctx.prefix}_a_off", "int32_t", ia.reshape(-1) * m * k))
+        consts.append(_const_array(f"{ctx.prefix}_b_off", "int32_t", ib.reshape(-1) * k * n))
+        off_a, off_b = f"{ctx.prefix}_a_off[t]", f"{ctx.prefix}_b_off[t]"
+    acc_t, zero = ("float", "0.0f") if is_float else ("uint32_t", "0u")
+    prod = _mac_product(op, f"ap[r * {k} + j]", f"bp[j * {n} + c]", ac, bc, is_float)
+    body = [
+        "int32_t t, r, c, j;",
+        f"for (t = 0; t < {nb}; ++t) {{",
+        f"    const {ac}* ap = a + {off_a};",
+        f"    const {bc}* bp = b + {off_b};",
+        f"    for (r = 0; r < {m}; ++r) {{",
+        f"        for (c = 0; c < {n}; ++c) {{",
+        f"            {acc_t} acc = {zero};",
+        f"            for (j = 0; j < {k}; ++j) acc += {prod};",
+        f"            y[(t * {m} + r) * {n} + c] = {_finish(is_float, False, '')};",
+        "        }",
+        "    }",
+        "}",
+    ]
+    return _Kernel(
+        [("a", a, False), ("b", b, False), ("y", y, True)],
+        body,
+        helpers=() if is_float else ("wrap_i32",),
+        consts=consts,
+    )
+
+
+def _conv2d(op: Operation, ctx: _Ctx) -> _Kernel:
+    is_float, xc, wc, _ = _mac_types(op, ctx)
+    x, w, y = op.operands[0], op.operands[1], op.results[0]
+    bias = len(op.operands) > 2
+    n, c, h, wd = ctx.vals[x].shape
+    o, cg, kh, kw = ctx.vals[w].shape
+    _, _, oh, ow = ctx.vals[y].shape
+    groups = op.get("groups")
+    og = o // groups
+    sh, sw = op.get("strides")
+    pt, pl, _, _ = op.get("padding")
+    dh, dw = op.get("dilations")
+    params = [("x", x, False), ("w", w, False)]
+    if bias:
+        params.append(("b", op.operands[2], False))
+    params.append(("y", y, True))
+    acc_t, zero = ("float", "0.0f") if is_float else ("uint32_t", "0u")
+    prod = _mac_product(
+        op,
+        f"x[((ni * {c} + g * {cg} + ci) * {h} + ih) * {wd} + iw]",
+        f"w[((oc * {cg} + ci) * {kh} + ky) * {kw} + kx]",
+        xc,
+        wc,
+        is_float,
+    )
+    body = [
+        "int32_t ni, oc, oy, ox, ci, ky, kx;",
+        f"for (ni = 0; ni < {n}; ++ni) {{",
+        f"    for (oc = 0; oc < {o}; ++oc) {{",
+        f"        const int32_t g = oc / {og};",
+        f"        for (oy = 0; oy < {oh}; ++oy) {{",
+        f"            for (ox = 0; ox < {ow}; ++ox) {{",
+        f"                {acc_t} acc = {zero};",
+        f"                for (ci = 0; ci < {cg}; ++ci) {{",
+        f"                    for (ky = 0; ky < {kh}; ++ky) {{",
+        f"                        const int32_t ih = oy * {sh} - {pt} + ky * {dh};",
+        f"                        if (ih < 0 || ih >= {h}) continue;",
+        f"                        for (kx = 0; kx < {kw}; ++kx) {{",
+        f"                            const int32_t iw = ox * {sw} - {pl} + kx * {dw};",
+        f"                            if (iw < 0 || iw >= {wd}) continue;",
+        f"                            acc += {prod};",
+        "                        }",
+        "                    }",
+        "                }",
+        f"                y[((ni * {o} + oc) * {oh} + oy) * {ow} + ox] = "
+        f"{_finish(is_float, bias, 'oc')};",
+        "            }",
+        "        }",
+        "    }",
+        "}",
+    ]
+    return _Kernel(params, body, helpers=() if is_float else ("wrap_i32",))
+
+
+def _window_loop(x_shape, y_shape, kernel, strides, padding, dilations, init, step, store):
+    n, c, h, w = x_shape
+    _, _, oh, ow = y_shape
+    kh, kw = kernel
+    sh, sw = strides
+    pt, pl = padding[0], padding[1]
+    dh, dw = dilations
+    return [
+        "int32_t p, oy, ox, ky, kx;",
+        f"for (p = 0; p < {n * c}; ++p) {{",
+        f"    for (oy = 0; oy < {oh}; ++oy) {{",
+        f"        for (ox = 0; ox < {ow}; ++ox) {{",
+        f"            {init}",
+        f"            for (ky = 0; ky < {kh}; ++ky) {{",
+        f"                const int32_t ih = oy * {sh} - {pt} + ky * {dh};",
+        f"                if (ih < 0 || ih >= {h}) continue;",
+        f"                for (kx = 0; kx < {kw}; ++kx) {{",
+        f"                    const int32_t iw = ox * {sw} - {pl} + kx * {dw};",
+        f"                    if (iw < 0 || iw >= {w}) continue;",
+        f"                    {{ const {{T}} v = x[(p * {h} + ih) * {w} + iw]; {step} }}",
+        "                }",
+        "            }",
+        f"            y[(p * {oh} + oy) * {ow} + ox] = {store};",
+        "        }",
+        "    }",
+        "}",
+    ]
+
+
+def _rounding_average(total: str, count: str) -> str:
+    return f"({total} > 0 ? ({total} + {count} / 2) / {count} : ({total} - {count} / 2) / {count})"
+
+
+def _pool(op: Operation, ctx: _Ctx) -> _Kernel:
+    x, y = op.operands[0], op.results[0]
+    vx, vy = ctx.vals[x], ctx.vals[y]
+    ct = vy.ctype
+    params = [("x", x, False), ("y", y, True)]
+    if isinstance(op, nn.GlobalAvgPool2dOp):
+        n, c, h, w = vx.shape
+        hw = h * w
+        if ct == "float":
+            acc, store = "double s = 0.0;", f"(float)(s / {hw}.0)"
+        else:
+            acc, store = "int64_t s = 0;", f"({ct}){_rounding_average('s', f'(int64_t){hw}')}"
+        return _Kernel(
+            params,
+            [
+                "int32_t p, i;",
+                f"for (p = 0; p < {n * c}; ++p) {{",
+                f"    {acc}",
+                f"    for (i = 0; i < {hw}; ++i) s += x[p * {hw} + i];",
+                f"    y[p] = {store};",
+                "}",
+            ],
+        )
+    kernel, strides, padding = op.get("kernel"), op.get("strides"), op.get("padding")
+    dil = op.dilations()
+    consts: list[str] = []
+    if isinstance(op, nn.MaxPool2dOp):
+        init_v = (
+            "-INFINITY"
+            if ct == "float"
+            else {
+                "int8_t": "INT8_MIN",
+                "uint8_t": "0",
+                "int16_t": "INT16_MIN",
+                "uint16_t": "0",
+                "int32_t": "INT32_MIN",
+                "uint32_t": "0",
+            }[ct]
+        )
+        body = _window_loop(
+            vx.shape,
+            vy.shape,
+            kernel,
+            strides,
+            padding,
+            dil,
+            f"{ct} m = {init_v};",
+            "if (v > m) m = v;",
+            "m",
+        )
+    else:
+        counts = average_counts(
+            vx.shape[2:], kernel, strides, padding, vy.shape[2:], bool(op.get("count_include_pad"))
+        )
+        if (counts == counts.flat[0]).all():
+            cnt = str(int(counts.flat[0]))
+        else:
+            consts.append(_const_array(f"{ctx.prefix}_count", "int32_t", counts))
+            cnt = f"{ctx.prefix}_count[oy * {vy.shape[3]} + ox]"
+        if ct == "float":
+            init, store = "double s = 0.0;", f"(float)(s / (double){cnt})"
+        else:
+            init = "int64_t s = 0;"
+            store = f"({ct}){_rounding_average('s', f'(int64_t){cnt}')}"
+        body = _window_loop(
+            vx.shape, vy.shape, kernel, strides, padding, dil, init, "s += v;", store
+        )
+    body = [line.replace("{T}", ct) for line in body]
+    return _Kernel(params, body, consts=consts)
+
+
+def _softmax(op: Operation, ctx: _Ctx) -> _Kernel:
+    x, y = op.operands[0], op.results[0]
+    shape = ctx.vals[y].shape
+    axis = shapes.normalize_axis(op.get("axis"), len(shape))
+    outer, length, inner = _numel(shape[:axis]), shape[axis], _numel(shape[axis + 1 :])
+    if ctx.vals[y].ctype != "float":
+        raise InputError(f"{_op_label(op)}: softmax needs float32 in the C backend")
+    idx = f"(o * {length} + j) * {inner} + q"
+    body = [
+        "int32_t o, q, j;",
+        f"for (o = 0; o < {outer}; ++o) {{",
+        f"    for (q = 0; q < {inner}; ++q) {{",
+        f"        float mx = x[o * {length * inner} + q];",
+        "        double sum = 0.0;",
+        f"        for (j = 1; j < {length}; ++j) if (x[{idx}] > mx) mx = x[{idx}];",
+        f"        for (j = 0; j < {length}; ++j) sum += exp((double)x[{idx}] - (double)mx);",
+        f"        for (j = 0; j < {length}; ++j) "
+        f"y[{idx}] = (float)(exp((double)x[{idx}] - (double)mx) / sum);",
+        "    }",
+        "}",
+    ]
+    return _Kernel([("x", x, False), ("y", y, True)], body)
+
+
+def _transpose(op: Operation, ctx: _Ctx) -> _Kernel:
+    x, y = op.operands[0], op.results[0]
+    perm = op.get("perm")
+    in_st = _strides(ctx.vals[x].shape)
+    oshape = ctx.vals[y].shape
+    rank = len(oshape)
+    body = [f"int32_t {', '.join(f'i{k}' for k in range(rank))};", "int32_t o = 0;"]
+    indent = ""
+    for k in range(rank):
+        body.append(f"{indent}for (i{k} = 0; i{k} < {oshape[k]}; ++i{k})")
+        indent += "    "
+    terms = [f"i{k} * {in_st[perm[k]]}" for k in range(rank)]
+    body.append(f"{indent}y[o++] = x[{' + '.join(terms)}];")
+    return _Kernel([("x", x, False), ("y", y, True)], body)
+
+
+def _concat(op: Operation, ctx: _Ctx) -> _Kernel:
+    y = op.results[0]
+    oshape = ctx.vals[y].shape
+    axis = shapes.normalize_axis(op.get("axis"), len(oshape))
+    outer = _numel(oshape[:axis])
+    total = _numel(oshape[axis:])
+    params, lines, offset = [], [], 0
+    for i, v in enumerate(op.operands):
+        chunk = _numel(ctx.vals[v].shape[axis:])
+        params.append((f"x{i}", v, False))
+        lines.append(
+            f"    for (i = 0; i < {chunk}; ++i) "
+            f"y[o * {total} + {offset} + i] = x{i}[o * {chunk} + i];"
+        )
+        offset += chunk
+    params.append(("y", y, True))
+    body = ["int32_t o, i;", f"for (o = 0; o < {outer}; ++o) {{", *lines, "}"]
+    return _Kernel(params, body)
+
+
+def _channel_loop(shape: tuple[int, ...], axis: int | None, stmt: list[str]) -> list[str]:
+    """Loop over every element with `c` the channel index along `axis` (0 when per tensor)."""
+    if axis is None:
+        return [
+            "int32_t i;",
+            f"for (i = 0; i < {_numel(shape)}; ++i) {{",
+            *("    " + s for s in stmt),
+            "}",
+        ]
+    outer, ch, inner = _numel(shape[:axis]), shape[axis], _numel(shape[axis + 1 :])
+    return [
+        "int32_t o, c, q;",
+        f"for (o = 0; o < {outer}; ++o) {{",
+        f"    for (c = 0; c < {ch}; ++c) {{",
+        f"        for (q = 0; q < {inner}; ++q) {{",
+        f"            const int32_t i = (o * {ch} + c) * {inner} + q;",
+        *("            " + s for s in stmt),
+        "        }",
+        "    }",
+        "}",
+    ]
+
+
+def _scales(op: Operation, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, int | None]:
+    scale = np.asarray(op.get("scale"), np.float64)
+    zp = np.asarray(op.get("zero_point"), np.int64)
+    if scale.size == 1 and zp.size == 1:
+        return scale, zp, None
+    axis = shapes.normalize_axis(op.get("axis"), len(shape))
+    ch = shape[axis]
+    return np.broadcast_to(scale, (ch,)), np.broadcast_to(zp, (ch,)), axis
+
+
+def _scaled_cast(op: Operation, ctx: _Ctx) -> _Kernel:
+    x, y = op.operands[0], op.results[0]
+    vx, vy = ctx.vals[x], ctx.vals[y]
+    shape = vy.shape
+    scale, zp, axis = _scales(op, shape)
+    p = ctx.prefix
+    consts: list[str] = []
+
+    def table(name: str, ctype: str, values: np.ndarray) -> str:
+        if values.size == 1:
+            return (_float_lit if ctype == "float" else _int_lit)(values.reshape(-1)[0])
+        consts.append(_const_array(f"{p}_{name}", ctype, values))
+        return f"{p}_{name}[c]"
+
+    params = [("x", x, False), ("y", y, True)]
+    if isinstance(op, nn.QuantizeOp):
+        if vx.ctype != "float" or vy.ctype == "float":
+            raise InputError(f"{_op_label(op)}: quantize needs float32 -> integer codes")
+        lo, hi = repr_of(y).code_range()
+        s, z = table("scale", "float", scale), table("zp", "int32_t", zp)
+        stmt = [
+            f"const float v = x[i] / {s};",
+            "int32_t r;",
+            "if (v != v) return ERR_NAN;",
+            f"r = ircomp_round_half_even(v) + {z};",
+            f"y[i] = ({vy.ctype})(r < {_int_lit(lo)} ? {_int_lit(lo)} : "
+            f"r > {_int_lit(hi)} ? {_int_lit(hi)} : r);",
+        ]
+        body = [*_channel_loop(shape, axis, stmt), "return 0;"]
+        return _Kernel(
+            params, body, returns_error=True, helpers=("round_half_even",), consts=consts
+        )
+    if isinstance(op, nn.DequantizeOp):
+        if vx.ctype == "float" or vy.ctype != "float":
+            raise InputError(f"{_op_label(op)}: dequantize needs integer codes -> float32")
+        s, z = table("scale", "float", scale), table("zp", "int64_t", zp)
+        stmt = [f"y[i] = (float)((int64_t)x[i] - {z}) * {s};"]
+        body = _channel_loop(shape, axis, stmt)
+        return _Kernel(params, body, consts=consts)
+    # requantize
+    if vx.ctype == "float" or vy.ctype == "float":
+        raise InputError(f"{_op_label(op)}: requantize needs integer codes")
+    lo, hi = repr_of(y).code_range()
+    clamp = op.get("clamp")
+    if clamp:
+        lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
+    in_zp = op.get("input_zero_point")
+    z = table("zp", "int32_t", zp)
+    acc = f"(int32_t)((int64_t)x[i] - {in_zp})" if in_zp else "(int32_t)x[i]"
+    if op.get("mode") == "onnx":
+        s = table("scale", "float", scale)
+        first = f"int32_t r = ircomp_round_half_even((float){acc} * {s}) + {z};"
+        helpers: tuple[str, ...] = ("round_half_even",)
+    elif op.get("mode") == "integer":
+        mult, shift = quantize_multiplier_array(scale)
+        m, sh = table("mult", "int32_t", mult), table("shift", "int32_t", shift)
+        first = f"int32_t r = ircomp_mbqm({acc}, {m}, {sh}) + {z};"
+        helpers = ("mbqm",)
+    else:
+        raise InputError(f"{_op_label(op)}: unknown requantize mode {op.get('mode')!r}")
+    stmt = [
+        first,
+        f"y[i] = ({vy.ctype})(r < {_int_lit(lo)} ? {_int_lit(lo)} : "
+        f"r > {_int_lit(hi)} ? {_int_lit(hi)} : r);",
+    ]
+    body = _channel_loop(shape, axis, stmt)
+    return _Kernel(params, body, helpers=helpers, consts=consts)
+
+
+KERNELS = {
+    nn.ReluOp: _unary,
+    nn.ClipOp: _unary,
+    nn.HardTanhOp: _unary,
+    nn.SigmoidOp: _unary,
+    nn.TanhOp: _unary,
+    nn.AddOp: _binary,
+    nn.SubOp: _binary,
+    nn.MulOp: _binary,
+    nn.DivOp: _binary,
+    nn.LinearOp: _linear,
+    nn.MatMulOp: _matmul,
+    nn.Conv2dOp: _conv2d,
+    nn.MaxPool2dOp: _pool,
+    nn.AvgPool2dOp: _pool,
+    nn.GlobalAvgPool2dOp: _pool,
+    nn.SoftmaxOp: _softmax,
+    nn.TransposeOp: _transpose,
+    nn.ConcatOp: _concat,
+    nn.QuantizeOp: _scaled_cast,
+    nn.DequantizeOp: _scaled_cast,
+    nn.RequantizeOp: _scaled_cast,
+}
+ALIASES = (nn.ReshapeOp, nn.FlattenOp)
+
+
+# ---- the model ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArenaPlan:
+    """The arena: its size and each tensor's (label, offset, bytes, lifetime in op indices)."""
+
+    size: int
+    entries: tuple[tuple[str, int, int, int, int], ...]
+    total_tensor_bytes: int  # every intermediate tensor's bytes, without reuse
+
+
+def _find_main(program: Program) -> func.FuncOp:
+    for op in program.module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
+            return op
+    raise InputError("the module has no function @main")
+
+
+def _elem_size(ctype: str) -> int:
+    return {
+        "float": 4,
+        "int8_t": 1,
+        "uint8_t": 1,
+        "int16_t": 2,
+        "uint16_t": 2,
+        "int32_t": 4,
+        "uint32_t": 4,
+    }[ctype]
+
+
+class _Generator:
+    def __init__(self, program: Program, name: str) -> None:
+        self.program = program
+        self.name = sanitize(name)
+        if self.name[0].isdigit():
+            self.name = "m_" + self.name
+        self.upper = self.name.upper()
+        fn = _find_main(program)
+        self.block = fn.body.block
+        ops = list(self.block.ops)
+        ret = ops[-1]
+        assert isinstance(ret, func.ReturnOp)
+        self.outputs = list(ret.operands)
+        self.ops = self._live_ops(ops[:-1])
+        self.vals: dict[SSAValue, _Value] = {}
+        self.weights: dict[SSAValue, np.ndarray] = {}
+
+    def _live_ops(self, ops: list[Operation]) -> list[Operation]:
+        live: set[SSAValue] = set(self.outputs)
+        kept: list[Operation] = []
+        for op in reversed(ops):
+            if any(r in live for r in op.results):
+                kept.append(op)
+                live.update(op.operands)
+        return kept[::-1]
+
+    def root(self, v: SSAValue) -> SSAValue:
+        return self.vals[v].root
+
+    def run(self, inputs: Sequence[np.ndarray] | None, seed: int) -> dict[str, str]:
+        self._describe_values()
+        plan_info = self._plan()
+        weights_c = self._weights_text()
+        funcs, calls, helpers, any_error = self._functions()
+        files = {
+            f"{self.name}.h": self._header(plan_info),
+            f"{self.name}.c": self._source(plan_info, weights_c, funcs, calls, helpers, any_error),
+        }
+        ins, outs = self._reference(inputs, seed)
+        files["vectors.h"] = self._vectors(ins, outs)
+        files["main.c"] = self._main(outs)
+        files["Makefile"] = self._makefile()
+        self.plan_info = plan_info
+        return files
+
+    # -- values and memory --
+
+    def _describe_values(self) -> None:
+        for i, arg in enumerate(self.block.args):
+            what = f"input {i}"
+            self.vals[arg] = _Value(_ctype(repr_of(arg), what), _shape(arg, what), arg, "input")
+        for op in self.ops:
+            label = _op_label(op)
+            if isinstance(op, nn.WeightOp):
+                r = op.result
+                self.vals[r] = _Value(_ctype(repr_of(r), label), _shape(r, label), r, "weight")
+                continue
+            if type(op) not in KERNELS and not isinstance(op, ALIASES):
+                layer = nn.op_name(op)
+                where = f" (node '{layer}')" if layer else ""
+                raise InputError(f"{op.name}{where}: op not supported by the C backend")
+            for r in op.results:
+                root = self.vals[op.operands[0]].root if isinstance(op, ALIASES) else r
+                self.vals[r] = _Value(_ctype(repr_of(r), label), _shape(r, label), root)
+        n_in = len(self.block.args)
+        self.in_names = ["in"] if n_in == 1 else [f"in{i}" for i in range(n_in)]
+        self.out_names = (
+            ["out"] if len(self.outputs) == 1 else [f"out{i}" for i in range(len(self.outputs))]
+        )
+        for i, arg in enumerate(self.block.args):
+            self.vals[arg].ref = self.in_names[i]
+        # A computed root returned as an output is written straight into the caller's buffer.
+        self.copies: list[tuple[int, SSAValue]] = []
+        for j, v in enumerate(self.outputs):
+            root = self.vals[self.root(v)]
+            if root.kind == "arena" and not root.ref:
+                root.kind, root.ref = "output", self.out_names[j]
+            else:
+                self.copies.append((j, v))
+
+    def _plan(self) -> ArenaPlan:
+        index = {op: k for k, op in enumerate(self.ops)}
+        end: dict[SSAValue, int] = {}
+        for k, op in enumerate(self.ops):
+            for v in op.operands:
+                end[self.root(v)] = k
+        for _, v in self.copies:
+            end[self.root(v)] = len(self.ops)
+        buffers: list[Buffer] = []
+        for op in self.ops:
+            if isinstance(op, (nn.WeightOp, *ALIASES)):
+                continue
+            k = index[op]
+            for r in op.results:
+                val = self.vals[r]
+                if val.kind != "arena":
+                    continue
+                size = _numel(val.shape) * _elem_size(val.ctype)
+                host = None
+                if isinstance(op, ELEMENTWISE) and not isinstance(op, nn.SoftmaxOp | nn.ConcatOp):
+                    for v in op.operands:
+                        rv = self.vals[self.root(v)]
+                        if (
+                            rv.kind == "arena"
+                            and _numel(self.vals[v].shape) == _numel(val.shape)
+                            and end.get(self.root(v)) == k
+                        ):
+                            host = self.root(v)
+                            break
+                label = f"{op.name} {nn.op_name(op) or ''}".strip()
+                buffers.append(Buffer(r, label, size, k, end.get(r, k), host))
+        size = plan(buffers)
+        for b in buffers:
+            self.vals[b.key].ref = str(b.offset)  # type: ignore[index]
+        entries = tuple((b.label, b.offset, b.size, b.start, b.end) for b in buffers)
+        return ArenaPlan(size, entries, sum(b.size for b in buffers))
+
+    def ptr(self, v: SSAValue) -> str:
+        val = self.vals[self.root(v)]
+        if val.kind == "arena":
+            return f"ARENA({val.ref}, {val.ctype})"
+        return val.ref
+
+    # -- text --
+
+    def _weights_text(self) -> list[str]:
+        out, seen = [], {}
+        used_names: set[str] = set()
+        for op in self.ops:
+            if not isinstance(op, nn.WeightOp):
+                continue
+            val = self.vals[op.result]
+            key = (op.hash.data, val.ctype)
+            if key in seen:
+                val.ref = seen[key]
+                continue
+            base = "w_" + sanitize(op.weight_name.data)
+            cname, n = base, 1
+            while cname in used_names:
+                n += 1
+                cname = f"{base}_{n}"
+            used_names.add(cname)
+            seen[key] = cname
+            val.ref = cname
+            data = np.asarray(self.program.weights.get(op.hash.data))
+            out.append(f"/* nn.weight '{op.weight_name.data}' {op.result.type} */")
+            out.append(_const_array(cname, val.ctype, data))
+        return out
+
+    def _functions(self) -> tuple[list[str], list[str], list[str], bool]:
+        funcs: list[str] = []
+        calls: list[str] = []
+        helpers: list[str] = []
+        any_error = False
+        for k, op in enumerate(self.ops):
+            if isinstance(op, nn.WeightOp):
+                continue
+            layer = nn.op_name(op)
+            comment = f"/* {op.name}" + (f" '{layer}'" if layer else "") + " */"
+            if isinstance(op, ALIASES):
+                calls.append(f"    {comment[:-3]}: shares the storage of its input */")
+                continue
+            fname = f"op{k}_{sanitize(op.name.removeprefix('nn.'))}"
+            if layer:
+                fname += "_" + sanitize(layer)
+            kern = KERNELS[type(op)](op, _Ctx(self.vals, fname, self.weights))
+            for h in kern.helpers:
+                for dep in (*HELPER_DEPS.get(h, ()), h):
+                    if dep not in helpers:
+                        helpers.append(dep)
+            params = ", ".join(
+                f"{self.vals[v].ctype}* {pname}"
+                if is_out
+                else f"const {self.vals[v].ctype}* {pname}"
+                for pname, v, is_out in kern.params
+            )
+            ret = "int" if kern.returns_error else "void"
+            body = [line.replace("ERR_NAN", f"{self.upper}_ERR_NAN") for line in kern.body]
+            funcs.append(comment)
+            funcs.extend(kern.consts)
+            funcs.append(f"static {ret} {fname}({params})")
+            funcs.append("{")
+            funcs.extend("    " + line for line in body)
+            funcs.append("}")
+            funcs.append("")
+            args = ", ".join(self.ptr(v) for _, v, _ in kern.params)
+            if kern.returns_error:
+                any_error = True
+                calls.append(f"    err = {fname}({args});")
+                calls.append("    if (err != 0) return err;")
+            else:
+                calls.append(f"    {fname}({args});")
+        for j, v in self.copies:
+            val = self.vals[v]
+            nbytes = _numel(val.shape) * _elem_size(val.ctype)
+            calls.append(f"    memcpy({self.out_names[j]}, {self.ptr(v)}, {nbytes});")
+        return funcs, calls, helpers, any_error
+
+    def _signature(self) -> str:
+        params = [
+            f"const {self.vals[a].ctype}* {n}"
+            for a, n in zip(self.block.args, self.in_names, strict=True)
+        ]
+        params += [
+            f"{self.vals[v].ctype}* {n}" for v, n in zip(self.outputs, self.out_names, strict=True)
+        ]
+        return f"int {self.name}_run({', '.join(params) or 'void'})"
+
+    def _header(self, info: ArenaPlan) -> str:
+        u = self.upper
+        lines = [
+            f"/* {self.name}.h: generated by `ircomp build --target c`. C99, no heap.",
+            " * See spec/c_abi.md. */",
+            f"#ifndef {u}_H",
+            f"#define {u}_H",
+            "",
+            "#include <stdint.h>",
+            "",
+            f"/* Bytes of the static arena {self.name}.c holds (liveness-planned). */",
+            f"#define {u}_ARENA_SIZE {info.size}",
+            "",
+            f"#define {u}_OK 0",
+            f"#define {u}_ERR_NULL 1 /* a NULL input or output pointer */",
+            f"#define {u}_ERR_NAN 2  /* nan reached a quantize */",
+            "",
+        ]
+        for kind, values, names in (
+            ("input", self.block.args, self.in_names),
+            ("output", self.outputs, self.out_names),
+        ):
+            for v, n in zip(values, names, strict=True):
+                val = self.vals[v]
+                m = f"{u}_{n.upper()}"
+                lines.append(f"/* {kind} {n}: {v.type} */")
+                lines.append(f"#define {m}_RANK {len(val.shape)}")
+                lines.append(f"#define {m}_DIMS {{{', '.join(map(str, val.shape))}}}")
+                lines.append(f"#define {m}_SIZE {_numel(val.shape)}")
+                lines.append("")
+        lines += [
+            "/* Runs the model once: returns 0 or an error code. Not reentrant (one arena);",
+            " * inputs and outputs must not overlap. */",
+            f"{self._signature()};",
+            "",
+            f"#endif /* {u}_H */",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def _source(
+        self,
+        info: ArenaPlan,
+        weights: list[str],
+        funcs: list[str],
+        calls: list[str],
+        helpers: list[str],
+        any_error: bool,
+    ) -> str:
+        u = self.upper
+        lines = [
+            f"/* {self.name}.c: generated by `ircomp build --target c`. C99, no heap.",
+            " * Numerics: spec/numerics.md; ABI: spec/c_abi.md. */",
+            f'#include "{self.name}.h"',
+            "",
+        ]
+        text = "\n".join(funcs)
+        if (
+            "exp(" in text
+            or "tanh(" in text
+            or "fabs(" in text
+            or "INFINITY" in text
+            or any("INFINITY" in w or "NAN" in w for w in weights)
+        ):
+            lines.append("#include <math.h>")
+        if self.copies:
+            lines.append("#include <string.h>")
+        lines.append("#include <stddef.h>")
+        lines.append("")
+        if info.size:
+            lines += [
+                "/* The only mutable state: tensors live here at planned offsets"
+                " (a union keeps it aligned). */",
+                "static union {",
+                f"    uint8_t bytes[{u}_ARENA_SIZE];",
+                "    uint64_t align;",
+                f"}} {self.name}_arena;",
+                f"#define ARENA(offset, type) ((type*)(void*)({self.name}_arena.bytes + (offset)))",
+                "",
+                "/* Arena plan: offset, bytes, lifetime [first op, last op], tensor. */",
+            ]
+            for label, off, size, start, end in info.entries:
+                lines.append(f"/*   {off:7d} {size:7d}  [{start}, {end}]  {label} */")
+            lines.append("")
+        lines += weights
+        if weights:
+            lines.append("")
+        for h in helpers:
+            lines.append(HELPERS[h])
+            lines.append("")
+        lines += funcs
+        checks = [*self.in_names, *self.out_names]
+        lines.append(f"{self._signature()}")
+        lines.append("{")
+        if any_error:
+            lines.append("    int err;")
+        if checks:
+            cond = " || ".join(f"{n} == NULL" for n in checks)
+            lines.append(f"    if ({cond}) return {u}_ERR_NULL;")
+        lines += calls
+        lines.append(f"    return {u}_OK;")
+        lines.append("}")
+        lines.append("")
+        return "\n".join(lines)
+
+    # -- reference vectors and harness --
+
+    def _reference(self, inputs: Sequence[np.ndarray] | None, seed: int):
+        from ircomp.interpreter import run
+
+        if inputs is None:
+            rng = np.random.default_rng(seed)
+            inputs = []
+            for a in self.block.args:
+                rep, shape = repr_of(a), self.vals[a].shape
+                if rep.is_float:
+                    inputs.append(rng.normal(size=shape).astype(np.float32))
+                else:
+                    lo, hi = rep.code_range()
+                    inputs.append(rng.integers(lo, hi + 1, size=shape).astype(rep.dtype))
+        ins = [np.asarray(x) for x in inputs]
+        outs = run(self.program, ins)
+        return ins, outs
+
+    def _vectors(self, ins: list[np.ndarray], outs: list[np.ndarray]) -> str:
+        lines = [
+            "/* vectors.h: reference inputs and golden-interpreter outputs. */",
+            "#ifndef VECTORS_H",
+            "#define VECTORS_H",
+            "",
+            f'#include "{self.name}.h"',
+            "",
+        ]
+        for a, n, x in zip(self.block.args, self.in_names, ins, strict=True):
+            lines.append(_const_array(f"ref_{n}", self.vals[a].ctype, x))
+        for v, n, y in zip(self.outputs, self.out_names, outs, strict=True):
+            ctype = self.vals[v].ctype
+            lines.append(_const_array(f"ref_{n}", ctype, y))
+            if ctype == "float":
+                finite = np.abs(y[np.isfinite(y)]) if y.size else np.zeros(1)
+                atol = 1e-5 * float(finite.max()) if finite.size else 0.0
+                lines.append(f"static const double ref_{n}_atol = {atol!r};")
+        lines += ["", "#endif", ""]
+        return "\n".join(lines)
+
+    def _main(self, outs: list[np.ndarray]) -> str:
+        lines = [
+            "/* main.c: runs the model on vectors.h and compares with the reference outputs:",
+            " * codes bit-exactly, float32 within 1e-5 relative (+ 1e-5 of the output's",
+            " * largest magnitude). Exit status 0 when everything matches. */",
+            "#include <math.h>",
+            "#include <stdio.h>",
+            f'#include "{self.name}.h"',
+            '#include "vectors.h"',
+            "",
+        ]
+        for v, n in zip(self.outputs, self.out_names, strict=True):
+            size = max(1, _numel(self.vals[v].shape))
+            lines.append(f"static {self.vals[v].ctype} got_{n}[{size}];")
+        args = ", ".join([f"ref_{n}" for n in self.in_names] + [f"got_{n}" for n in self.out_names])
+        lines += [
+            "",
+            "int main(void)",
+            "{",
+            "    long i, bad = 0;",
+            f"    int rc = {self.name}_run({args});",
+            "    if (rc != 0) {",
+            '        printf("run failed: error %d\\n", rc);',
+            "        return 2;",
+            "    }",
+        ]
+        for v, n in zip(self.outputs, self.out_names, strict=True):
+            size = _numel(self.vals[v].shape)
+            if self.vals[v].ctype == "float":
+                ok = (
+                    f"(isnan(ref_{n}[i]) && isnan(got_{n}[i])) || fabs((double)got_{n}[i] - "
+                    f"(double)ref_{n}[i]) <= 1e-5 * fabs((double)ref_{n}[i]) + ref_{n}_atol"
+                )
+                show = (
+                    f'printf("{n}[%ld]: got %.9g want %.9g\\n", i, (double)got_{n}[i], '
+                    f"(double)ref_{n}[i]);"
+                )
+            else:
+                ok = f"got_{n}[i] == ref_{n}[i]"
+                show = (
+                    f'printf("{n}[%ld]: got %ld want %ld\\n", i, (long)got_{n}[i], '
+                    f"(long)ref_{n}[i]);"
+                )
+            lines += [
+                f"    for (i = 0; i < {size}; ++i) {{",
+                f"        if (!({ok})) {{",
+                f"            if (bad < 10) {show}",
+                "            ++bad;",
+                "        }",
+                "    }",
+            ]
+        lines += [
+            f'    printf("{self.name}: %ld mismatches, arena %d bytes\\n", bad, '
+            f"{self.upper}_ARENA_SIZE);",
+            "    return bad ? 1 : 0;",
+            "}",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def _makefile(self) -> str:
+        n = self.name
+        return (
+            f"# Generated by `ircomp build --target c`: `make check` builds and runs {n}_test.\n"
+            "CC ?= cc\n"
+            "CFLAGS ?= -std=c99 -Wall -Wextra -Werror -O2\n"
+            "\n"
+            f"host: {n}_test\n"
+            "\n"
+            f"{n}_test: main.c {n}.c {n}.h vectors.h\n"
+            f"\t$(CC) $(CFLAGS) -o $@ main.c {n}.c -lm\n"
+            "\n"
+            "check: host\n"
+            f"\t./{n}_test\n"
+            "\n"
+            "clean:\n"
+            f"\trm -f {n}_test\n"
+            "\n"
+            ".PHONY: host check clean\n"
+        )
+
+
+def generate(
+    program: Program,
+    name: str = "model",
+    *,
+    inputs: Sequence[np.ndarray] | None = None,
+    seed: int = 0,
+) -> dict[str, str]:
+    """{filename: text} for `program`: `<name>.h`, `<name>.c`, `vectors.h`, `main.c`, `Makefile`.
+
+    `vectors.h` holds `inputs` (default: random, from `seed`) and the golden interpreter's
+    outputs on them. Raises `InputError` naming the op for anything the backend cannot emit.
+    """
+    return _Generator(program, name).run(inputs, seed)
+
+
+def arena_plan(program: Program, name: str = "model") -> ArenaPlan:
+    """The arena plan `generate` would use (for reports and --max-ram style checks)."""
+    gen = _Generator(program, name)
+    gen._describe_values()
+    return gen._plan()
+
+
+def build(
+    program: Program,
+    out_dir: Path,
+    name: str = "model",
+    *,
+    inputs: Sequence[np.ndarray] | None = None,
+    seed: int = 0,
+) -> Path:
+    """Write the generated files into `out_dir` (replaced whole, through a temporary folder)."""
+    out_dir = Path(out_dir)
+    files = generate(program, name, inputs=inputs, seed=seed)
+    parent = out_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        for fname, text in sorted(files.items()):
+            (tmp / fname).write_text(text)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)
+        old = None
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.old-"))
+            os.replace(out_dir, old / "out")
+        os.replace(tmp, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+__all__ = ["ArenaPlan", "arena_plan", "build", "generate"]
