@@ -5,8 +5,11 @@
 Builds a DeiT-Small-sized ViT (patch 16, 224x224, dim 384, 12 blocks, 6 heads, MLP 1536;
 about 22M parameters, random weights from a seeded torch.Generator), exports it with
 torch.onnx.export (opset 17) into a temporary folder, then measures each way of loading it in
-a fresh subprocess: wall time of the load, and the peak resident memory it adds (ru_maxrss
-after the load minus the resident size just before it, so library imports are not counted).
+a fresh subprocess: wall time of the load, and the peak resident memory it adds (VmHWM of
+/proc/self/status after the load minus the resident size just before it, the high-water mark
+being reset there through /proc/self/clear_refs, so library imports are not counted).
+`ru_maxrss` is not used: on Linux a child process inherits its parent's peak across fork and
+exec, so it would report this script's own size (torch and the exported model).
 Appends the figures, the command, the machine and the date to benchmarks/RESULTS.md.
 """
 
@@ -26,15 +29,22 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 _MEASURE = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 import onnx, onnx.shape_inference
 if sys.argv[1] == "ircomp":
     from ircomp.frontends import onnx as frontend
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-before = rss()
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+try:  # reset the high-water mark to the current resident size
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+except OSError:
+    pass
+before = status("VmRSS")
 start = time.perf_counter()
 if sys.argv[1] == "ircomp":
     program = frontend.load(sys.argv[2])
@@ -44,7 +54,7 @@ else:
     model = onnx.shape_inference.infer_shapes(model)
     ops = len(model.graph.node)
 elapsed = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM")
 print(json.dumps({"seconds": elapsed, "peak_added": peak - before, "ops": ops}))
 """
 

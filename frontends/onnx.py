@@ -2,19 +2,25 @@
 
     program = ircomp.frontends.onnx.load("model.onnx", input_shapes={"x": [1, 3, 32, 32]})
 
-**Reading.** A path is read with `onnx.load(..., load_external_data=False)`; external-data
-locations must be relative paths inside the model's folder (absolute paths, `..` and links
-that leave the folder are refused) before any of them is read. Nothing from the model is ever
-executed: only the standard ONNX ops listed below are interpreted (constant subgraphs are
-evaluated with `onnx.reference` on standard-domain ops only), custom domains other than QONNX
-are unsupported. Opsets 13 up to the installed onnx's newest are accepted. The graph is
-sorted topologically (a cycle is an error naming its nodes) and checked with
-`onnx.shape_inference` (strict mode, on a copy without the large initializers' data), so
-mismatched shapes are reported with the node's name.
+**Reading.** A path (or bytes) is not parsed whole: its protobuf wire format is scanned
+(memory-mapped) and everything is parsed except the `raw_data` of initializers of more than
+4096 elements, whose place in the file is recorded; each is read from the file when it goes
+into the weight store, so an import's peak memory is about the weight store plus one tensor
+(a `ModelProto` given by the caller is used as it is). External-data locations must be
+relative paths inside the model's folder (absolute paths, `..` and links that leave the folder
+are refused) before any of them is read; large external initializers are read the same lazy
+way. Nothing from the model is ever executed: only the standard ONNX ops listed below are
+interpreted (constant subgraphs are evaluated with `onnx.reference` on standard-domain ops
+only), custom domains other than QONNX are unsupported. Opsets 13 up to the installed onnx's
+newest are accepted. The graph is sorted topologically (a cycle is an error naming its nodes)
+and checked with `onnx.shape_inference` (strict mode, on a copy without the large
+initializers' data), so mismatched shapes are reported with the node's name.
 
 **Values.** Graph inputs become function arguments (a symbolic dim becomes `?`; `input_shapes`
-overrides). Initializers become `nn.weight` named after the initializer, created at first use.
-Subgraphs computed only from constants (Constant, ConstantOfShape, Shape of a static tensor,
+overrides). An int64 input (token ids, indices) is typed `i32`, as the torch frontend does:
+values outside int32 are rejected at run time by the interpreter's input check.
+Initializers become `nn.weight` named after the initializer, created at first use. Subgraphs
+computed only from constants (Constant, ConstantOfShape, Shape of a static tensor,
 Gather/Concat/Unsqueeze/Cast/... chains feeding Reshape, Expand, Slice, ...) are folded at
 import time. A dynamic dim read by `Shape` is tracked through the folded arithmetic so that a
 reshape target depending on it becomes -1. Every op gets `name = <ONNX node name>`.
@@ -39,8 +45,10 @@ activation becomes `nn.quantize` (+ an `nn.clip` on codes for a narrow range) + 
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +81,10 @@ MAX_OPSET = onnx.defs.onnx_opset_version()
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general")
 DEFAULT_DOMAINS = ("", "ai.onnx")
 # Initializers above this many elements are left out of the copy given to shape inference.
+# They are also the ones whose raw_data is read from the file only when stored.
 _LIGHT_LIMIT = 4096
+# Constants up to this size are kept in the importer's environment once converted.
+_CACHE_BYTES = 1 << 16
 # Stand-in value of a dynamic dimension inside folded shape arithmetic.
 _DYN_SENTINEL = 1_000_003
 
@@ -117,13 +128,22 @@ Value = Any  # SSAValue | np.ndarray | _Codes | _QRef
 
 
 class _Env(dict):
-    """Tensor name -> value; initializers stay TensorProtos until first read as constants."""
+    """Tensor name -> value; initializers stay TensorProtos until first read as constants.
+
+    A small initializer is converted once and kept; a large one is read afresh at each read
+    as a constant (rare: most go to the weight store once), so no copy of it stays here.
+    """
+
+    def __init__(self, read: Callable[[onnx.TensorProto], np.ndarray]) -> None:
+        super().__init__()
+        self.read = read
 
     def __getitem__(self, key: str) -> Value:
         v = super().__getitem__(key)
         if isinstance(v, onnx.TensorProto):
-            v = numpy_helper.to_array(v)
-            super().__setitem__(key, v)
+            v = self.read(v)
+            if v.nbytes <= _CACHE_BYTES:
+                super().__setitem__(key, v)
         return v
 
     def get(self, key: str, default: Value = None) -> Value:
@@ -195,31 +215,190 @@ def _ml_dtype_elem(elem_type: int) -> np.dtype:
 
 
 # ---- reading --------------------------------------------------------------------------------
+#
+# A model file is not parsed whole: the protobuf wire format is scanned (memory-mapped) and
+# every part of it is parsed except the `raw_data` of large initializers, whose place in the
+# file is recorded instead. Their bytes are read one tensor at a time when the tensor is
+# stored, so the import never holds the file, the parsed proto's copy of the weights and the
+# weight store at once (peak memory is about the weight store plus one tensor).
+
+_WIRE_GRAPH = 7  # ModelProto.graph
+_WIRE_INITIALIZER = 5  # GraphProto.initializer
+_WIRE_RAW_DATA = 9  # TensorProto.raw_data
+# Element types whose raw_data is the plain little-endian array (no packing).
+_PLAIN_RAW = {
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.DOUBLE,
+    onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.BFLOAT16,
+    onnx.TensorProto.INT8,
+    onnx.TensorProto.UINT8,
+    onnx.TensorProto.INT16,
+    onnx.TensorProto.UINT16,
+    onnx.TensorProto.INT32,
+    onnx.TensorProto.UINT32,
+    onnx.TensorProto.INT64,
+    onnx.TensorProto.UINT64,
+    onnx.TensorProto.BOOL,
+}
 
 
-def _read_model(source: str | os.PathLike | onnx.ModelProto | bytes) -> onnx.ModelProto:
+class _WireError(Exception):
+    pass
+
+
+def _varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise _WireError("truncated or overlong varint")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(buf: Any, start: int, end: int) -> Any:
+    """(field number, start of the field, start of its payload, end of the field)."""
+    pos = start
+    while pos < end:
+        tag, body = _varint(buf, pos, end)
+        wire = tag & 7
+        if wire == 0:
+            _, stop = _varint(buf, body, end)
+        elif wire == 1:
+            stop = body + 8
+        elif wire == 5:
+            stop = body + 4
+        elif wire == 2:
+            length, body = _varint(buf, body, end)
+            stop = body + length
+        else:
+            raise _WireError(f"unexpected wire type {wire}")
+        if tag >> 3 == 0 or stop > end:
+            raise _WireError("field outside the message")
+        yield tag >> 3, pos, body, stop
+        pos = stop
+
+
+@dataclass
+class _Source:
+    """Where the left-out raw_data of large initializers is: initializer name -> span."""
+
+    spans: dict[str, tuple[Path | None, int, int]]  # (file, or None: `data`), offset, length
+    data: Any = None  # the bytes a model was parsed from (bytes sources)
+
+    def read(self, tensor: onnx.TensorProto) -> np.ndarray:
+        span = self.spans.get(tensor.name)
+        if span is None or tensor.HasField("raw_data"):
+            return numpy_helper.to_array(tensor)
+        path, offset, length = span
+        if path is None:
+            raw: Any = memoryview(self.data)[offset : offset + length]
+        else:
+            raw = bytearray(length)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    got = f.readinto(raw)
+            except OSError as err:
+                raise InputError(f"cannot read tensor '{tensor.name}': {err}") from None
+            if got != length:
+                raise InputError(f"tensor '{tensor.name}': {path} is truncated")
+        if tensor.data_type in _PLAIN_RAW and sys.byteorder == "little":
+            dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+            if length != math.prod(tensor.dims) * np.dtype(dtype).itemsize:
+                raise InputError(
+                    f"tensor '{tensor.name}': raw_data holds {length} bytes, not "
+                    f"{list(tensor.dims)} of {np.dtype(dtype).name}"
+                )
+            array = np.frombuffer(raw, dtype=dtype).reshape(tuple(tensor.dims))
+            array.setflags(write=False)
+            return array
+        full = onnx.TensorProto()
+        full.CopyFrom(tensor)
+        full.raw_data = bytes(raw)
+        return numpy_helper.to_array(full)
+
+
+def _read_model(
+    source: str | os.PathLike | onnx.ModelProto | bytes,
+) -> tuple[onnx.ModelProto, _Source | None]:
     if isinstance(source, onnx.ModelProto):
-        _check_external_data(source, None)
-        return source
+        _check_external_data(source, None, None)
+        return source, None
     if isinstance(source, bytes):
-        model = _parse_bytes(source, "<bytes>")
-        _check_external_data(model, None)
-        return model
+        spans: dict[str, tuple[Path | None, int, int]] = {}
+        model = _parse_wire(source, len(source), "<bytes>", None, spans)
+        _check_external_data(model, None, spans)
+        return model, _Source(spans, source)
     path = Path(source)
+    spans = {}
+    data = None
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            try:
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # an empty file, a pipe: read it whole
+                data = f.read()
+            else:
+                with mm:
+                    model = _parse_wire(mm, len(mm), str(path), path, spans)
     except OSError as err:
         raise InputError(f"cannot read {path}: {err}") from None
-    model = _parse_bytes(data, str(path))
-    _check_external_data(model, path.resolve().parent)
-    return model
+    if data is not None:
+        model = _parse_wire(data, len(data), str(path), None, spans)
+    _check_external_data(model, path.resolve().parent, spans)
+    return model, _Source(spans, data)
 
 
-def _parse_bytes(data: bytes, where: str) -> onnx.ModelProto:
+def _parse_wire(
+    buf: Any,
+    size: int,
+    where: str,
+    path: Path | None,
+    spans: dict[str, tuple[Path | None, int, int]],
+) -> onnx.ModelProto:
+    """Parse a ModelProto, leaving out (and recording) the raw_data of large initializers."""
     model = onnx.ModelProto()
     try:
-        model.ParseFromString(data)
-    except Exception as err:  # protobuf DecodeError and friends
+        rest = bytearray()
+        graphs: list[tuple[bytes, list[onnx.TensorProto]]] = []
+        for field, start, body, stop in _fields(buf, 0, size):
+            if field != _WIRE_GRAPH or buf[start] & 7 != 2:
+                rest += buf[start:stop]
+                continue
+            graph_rest = bytearray()
+            inits = []
+            for g_field, g_start, g_body, g_stop in _fields(buf, body, stop):
+                if g_field != _WIRE_INITIALIZER or buf[g_start] & 7 != 2:
+                    graph_rest += buf[g_start:g_stop]
+                    continue
+                tensor_rest = bytearray()
+                raw = None
+                for t_field, t_start, t_body, t_stop in _fields(buf, g_body, g_stop):
+                    if t_field == _WIRE_RAW_DATA and buf[t_start] & 7 == 2:
+                        raw = (t_body, t_stop)
+                    else:
+                        tensor_rest += buf[t_start:t_stop]
+                tensor = onnx.TensorProto()
+                tensor.ParseFromString(bytes(tensor_rest))
+                if raw is not None:
+                    if math.prod(tensor.dims) > _LIGHT_LIMIT:
+                        spans[tensor.name] = (path, raw[0], raw[1] - raw[0])
+                    else:
+                        tensor.raw_data = bytes(buf[raw[0] : raw[1]])
+                        spans.pop(tensor.name, None)
+                inits.append(tensor)
+            graphs.append((bytes(graph_rest), inits))
+        model.ParseFromString(bytes(rest))
+        for graph_rest, inits in graphs:
+            model.graph.SetInParent()
+            model.graph.MergeFromString(graph_rest)
+            model.graph.initializer.extend(inits)
+    except Exception as err:  # _WireError, protobuf DecodeError and friends
         raise InputError(
             f"{where} is not an ONNX model (truncated or not a protobuf file: {err})"
         ) from None
@@ -230,8 +409,16 @@ def _parse_bytes(data: bytes, where: str) -> onnx.ModelProto:
     return model
 
 
-def _check_external_data(model: onnx.ModelProto, folder: Path | None) -> None:
-    """Refuse unsafe external-data locations, then load the data from inside `folder`."""
+def _check_external_data(
+    model: onnx.ModelProto,
+    folder: Path | None,
+    spans: dict[str, tuple[Path | None, int, int]] | None,
+) -> None:
+    """Refuse unsafe external-data locations, then load the data from inside `folder`.
+
+    With `spans` (a model read by this module), large initializers are not loaded: their file
+    span is recorded and read when the tensor is stored.
+    """
     from onnx import external_data_helper as ext
 
     tensors = [t for t in ext._get_all_tensors(model) if ext.uses_external_data(t)]
@@ -263,6 +450,16 @@ def _check_external_data(model: onnx.ModelProto, folder: Path | None) -> None:
             )
         if not resolved.is_file():
             raise InputError(f"tensor '{tensor.name}': external data file {resolved} is missing")
+    for tensor in model.graph.initializer if spans is not None else ():
+        if not ext.uses_external_data(tensor) or math.prod(tensor.dims) <= _LIGHT_LIMIT:
+            continue
+        info = ext.ExternalDataInfo(tensor)
+        resolved = (folder / info.location).resolve()
+        offset = int(info.offset or 0)
+        length = resolved.stat().st_size - offset if info.length is None else int(info.length)
+        spans[tensor.name] = (resolved, offset, length)  # type: ignore[index]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        del tensor.external_data[:]
     try:
         ext.load_external_data_for_model(model, str(folder))
     except (OSError, ValueError) as err:
@@ -433,13 +630,15 @@ class _Importer:
         input_shapes: dict[str, Sequence[int]] | None,
         constants: dict[str, np.ndarray] | None,
         owned: bool = False,
+        source: _Source | None = None,
     ) -> None:
         self.model = model
         self.owned = owned  # the proto is ours: initializer bytes may be dropped once stored
+        self.source = source  # where large initializers' raw_data is, when left out of `model`
         self.graph = model.graph
         self.opset = self._opset()
         self.b = GraphBuilder("main")
-        self.env: _Env = _Env()
+        self.env: _Env = _Env(self.read_tensor)
         self.tainted: set[str] = set()  # constants derived from a dynamic dimension
         self.materialized: dict[str, SSAValue] = {}
         self.done: set[int] = set()  # ids of nodes consumed by a fused pattern
@@ -504,11 +703,8 @@ class _Importer:
                 raise InputError(f"input '{name}' is not a tensor")
             dtype = _ml_dtype_elem(t.elem_type)
             elem = _elem_of_dtype(dtype, f"input '{name}'")
-            if np.dtype(dtype).name == "int64":
-                raise InputError(
-                    f"input '{name}' is int64: ircomp holds integers of at most 32 bits; make "
-                    "it a constant or an int32 input"
-                )
+            # int64 (token ids, indices) is typed i32: ircomp holds integers of at most 32
+            # bits, and the interpreter's input check rejects values outside int32.
             if name in self.input_shapes:
                 shape = [int(d) for d in self.input_shapes[name]]
             else:
@@ -528,6 +724,11 @@ class _Importer:
         return names
 
     # ---- values -----------------------------------------------------------------------
+
+    def read_tensor(self, tensor: onnx.TensorProto) -> np.ndarray:
+        if self.source is None:
+            return numpy_helper.to_array(tensor)
+        return self.source.read(tensor)
 
     def has(self, node: onnx.NodeProto, i: int) -> bool:
         return len(node.input) > i and bool(node.input[i])
@@ -567,6 +768,8 @@ class _Importer:
         elif isinstance(v, np.ndarray):
             elem = _elem_of_dtype(v.dtype, f"constant '{name}'")
             out = self.b.weight(name, _storage_array(v, f"constant '{name}'"), elem)
+            if "#" in name and v.nbytes > _CACHE_BYTES:
+                self.env[name] = out  # a large derived constant (e.g. a transpose): now stored
         else:
             assert isinstance(v, _QRef)
             codes = self.value(v.codes)
@@ -584,7 +787,7 @@ class _Importer:
 
     def _stream_initializer(self, name: str, init: onnx.TensorProto) -> SSAValue:
         """Store an initializer as a weight; drop its bytes from the proto when it is ours."""
-        array = numpy_helper.to_array(init)
+        array = self.read_tensor(init)
         what = f"initializer '{name}'"
         out = self.b.weight(name, _storage_array(array, what), _elem_of_dtype(array.dtype, what))
         del array
@@ -607,6 +810,9 @@ class _Importer:
         return tuple(-1 if d < 0 else d for d in v.type.get_shape())
 
     def elem(self, name: str) -> Attribute:
+        raw = self.env.raw(name)
+        if isinstance(raw, onnx.TensorProto):
+            return _elem_of_dtype(_ml_dtype_elem(raw.data_type), f"'{name}'")
         v = self.env[name]
         if isinstance(v, _Codes):
             return v.elem
@@ -740,8 +946,8 @@ def load(
     import time (shapes, indices, quantization parameters).
     """
     owned = not isinstance(source, onnx.ModelProto)
-    model = _read_model(source)
-    imp = _Importer(model, input_shapes, constants, owned)
+    model, data = _read_model(source)
+    imp = _Importer(model, input_shapes, constants, owned, data)
     _shape_check(model)
     return imp.run()
 
@@ -1082,10 +1288,9 @@ def _gemm(imp: _Importer, node: onnx.NodeProto) -> list[Value]:
     if trans_a:
         a = imp.op(node, nn.TransposeOp, [a], perm=[1, 0])
     b_name = node.input[1]
-    if imp.is_const(b_name) and isinstance(imp.env[b_name], np.ndarray):
-        w = imp.env[b_name]
+    if isinstance(imp.env.raw(b_name), np.ndarray | onnx.TensorProto):
         if not trans_b:
-            imp.env[b_name + "#T"] = np.ascontiguousarray(w.T)
+            imp.env[b_name + "#T"] = np.ascontiguousarray(imp.env[b_name].T)
             b_name = b_name + "#T"
         weight = imp.value(b_name)
     else:
@@ -1465,7 +1670,7 @@ def _on_codes(
     the same dequantization is exact; the result stays a pending dequantization (`_QRef`).
     """
     names = [n for n in node.input[:count] if n]
-    refs = [imp.env.get(n) for n in names]
+    refs = [imp.env.raw(n) for n in names]
     if refs and all(isinstance(r, _QRef) for r in refs):
         first = refs[0]
         if all(first.same_params(r) for r in refs) and first.per_tensor():  # type: ignore[union-attr]
@@ -1800,15 +2005,15 @@ def _codes_value(imp: _Importer, v: Value) -> np.ndarray | None:
 
 def _try_qdq_mac(imp: _Importer, node: onnx.NodeProto) -> bool:
     """DQ(x), DQ(w)[, DQ(b)] -> Conv/MatMul/Gemm -> [Relu|Clip] -> Q as integer MAC."""
-    xs = imp.env.get(node.input[0])
-    ws = imp.env.get(node.input[1])
+    xs = imp.env.raw(node.input[0])
+    ws = imp.env.raw(node.input[1])
     if not (isinstance(xs, _QRef) and isinstance(ws, _QRef)):
         return False
     if not isinstance(imp.env[ws.codes], _Codes) or not xs.per_tensor():
         return False
     bias = None
     if node.op_type in ("Conv", "Gemm") and imp.has(node, 2):
-        bs = imp.env.get(node.input[2])
+        bs = imp.env.raw(node.input[2])
         if not (isinstance(bs, _QRef) and isinstance(imp.env[bs.codes], _Codes)):
             return False
         if imp.elem(bs.codes) != _signed(32) or np.any(bs.zero_point != 0):

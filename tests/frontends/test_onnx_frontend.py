@@ -254,3 +254,55 @@ def test_cli_import_writes_mlir_and_weights(tmp_path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ---- int64 inputs and streamed initializers ------------------------------------------------
+
+
+def test_int64_input_gather_matches_onnxruntime() -> None:
+    table = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["y"], name="embed", axis=0)]
+    model = _graph(
+        nodes,
+        [_vi("ids", ["b", 5], TensorProto.INT64)],
+        [_vi("y", ["b", 5, 8])],
+        [numpy_helper.from_array(table, "table")],
+    )
+    program = onnx_frontend.load(model)
+    assert "tensor<?x5xi32>" in str(program.module)  # int64 ids are typed i32
+    ids = np.array([[0, 7, 49, 3, 3], [12, 1, 0, 48, 25]], np.int64)
+    (expected,) = ort.InferenceSession(model.SerializeToString()).run(None, {"ids": ids})
+    (got,) = run(program, [ids])
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(InputError, match="ids"):
+        run(program, [np.full((1, 5), 2**40, np.int64)])  # outside int32: refused at run time
+
+
+def test_large_initializers_are_read_from_the_file(tmp_path) -> None:
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(96, 80), torch.nn.ReLU(), torch.nn.Linear(80, 4))
+    model = export(module, torch.randn(1, 96))
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    parsed, source = onnx_frontend._read_model(path)
+    sizes = {
+        t.name: (int(np.prod(t.dims)), t.HasField("raw_data")) for t in parsed.graph.initializer
+    }
+    assert any(n > 4096 and not has for n, has in sizes.values())  # left in the file
+    assert all(has for n, has in sizes.values() if n <= 4096)
+    assert source is not None and set(source.spans) == {k for k, v in sizes.items() if v[0] > 4096}
+    programs = [onnx_frontend.load(s) for s in (path, path.read_bytes(), model)]
+    assert len({str(p.module) for p in programs}) == 1
+    assert len({tuple(p.weights) for p in programs}) == 1
+    x = np.random.default_rng(1).standard_normal((1, 96)).astype(np.float32)
+    (expected,) = ort.InferenceSession(str(path)).run(None, {"x": x})
+    np.testing.assert_allclose(run(programs[0], [x])[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_truncated_weights_are_reported(tmp_path) -> None:
+    model = export(torch.nn.Linear(96, 80), torch.randn(1, 96))
+    data = model.SerializeToString()
+    path = tmp_path / "t.onnx"
+    path.write_bytes(data[:-200])  # the cut falls inside the last fields or the weights
+    with pytest.raises(InputError, match="not an ONNX model"):
+        onnx_frontend.load(path)
