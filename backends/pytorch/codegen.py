@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from ircomp.backends.pytorch import runtime as rt
 from ircomp.backends.pytorch.lower import Lowering, kind_of, lower
 from ircomp.backends.pytorch.module import IRModule, find_function
 from ircomp.dialects import nn
+from ircomp.fileio import write_folder
 from ircomp.interpreter.values import repr_of
 from ircomp.ir.program import Program
 
@@ -261,31 +259,14 @@ def build(program: Program, out_dir: Path, *, source: str = "an ircomp program")
     """Write model.py, model.safetensors and run_example.py into `out_dir` (replaced whole)."""
     out_dir = Path(out_dir)
     generated = generate(program, source=source)
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
-        (tmp / "model.py").write_text(generated.model_py)
-        (tmp / "model.safetensors").write_bytes(generated.weights)
-        (tmp / "run_example.py").write_text(generated.run_example_py)
-        os.chmod(tmp, 0o777 & ~_umask())
-        old = None
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.old-"))
-            os.replace(out_dir, old / "out")
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return write_folder(
+        out_dir,
+        {
+            "model.py": generated.model_py,
+            "model.safetensors": generated.weights,
+            "run_example.py": generated.run_example_py,
+        },
+    )
 
 
 __all__ = ["Generated", "build", "generate"]
