@@ -4,6 +4,9 @@
 set -euo pipefail
 PACKAGES=(
     dataset-fashion-mnist   # Fashion-MNIST IDX files for ircomp.train and the reference models
+    gcc-arm-none-eabi       # C backend: cross-compile for Cortex-M4 (`make cortex-m4`)
+    libnewlib-arm-none-eabi # C backend: newlib C library + rdimon semihosting for Cortex-M4
+    qemu-system-arm         # C backend: run Cortex-M4 builds on mps2-an386 (`make run-cortex-m4`)
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -321,9 +321,11 @@ def test_cli_build_target_c(tmp_path: Path, capsys) -> None:
     assert cli_main(["build", str(tmp_path / "m.mlir"), "--target", "c", "-o", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "Makefile",
+        "cortex_m4.ld",
         "main.c",
         "model.c",
         "model.h",
+        "startup_cortex_m4.c",
         "vectors.h",
     ]
     proc = run_tool(["make", "-s", "check"], out)
