@@ -10,10 +10,7 @@ arithmetic exactly as `spec/numerics.md`. `spec/c_abi.md` is the contract of the
 from __future__ import annotations
 
 import math
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +23,7 @@ from ircomp.backends.c import cortex_m4
 from ircomp.backends.c.plan import Buffer, plan
 from ircomp.dialects import nn
 from ircomp.errors import InputError
+from ircomp.fileio import write_folder
 from ircomp.interpreter.values import Repr, repr_of
 from ircomp.interpreter.windows import average_counts
 from ircomp.ir import shapes
@@ -1322,25 +1320,7 @@ def build(
     """
     out_dir = Path(out_dir)
     files = generate(program, name, inputs=inputs, seed=seed)
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
-        for fname, text in sorted(files.items()):
-            (tmp / fname).write_text(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)
-        old = None
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.old-"))
-            os.replace(out_dir, old / "out")
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    write_folder(out_dir, files)
     if cortex_m4_report:
         cortex_m4.measure_cortex_m4(out_dir, c_name(name))
     return out_dir
