@@ -2126,19 +2126,9 @@ def _try_qdq_mac(imp: _Importer, node: onnx.NodeProto) -> bool:
             weight_zero_point=zw,
         )
         axis = 1
-    elif kind == "MatMul":  # batched weight: integer nn.matmul, per-tensor scales
+    else:  # MatMul: batched weight, integer nn.matmul with per-tensor scales; else linear
         acc = imp.b.op(
-            nn.MatMulOp,
-            operands,
-            _signed(32),
-            name=label,
-            input_zero_point=zx,
-            weight_zero_point=zw,
-        )
-        axis = len(acc.type.get_shape()) - 1  # type: ignore[union-attr]
-    else:
-        acc = imp.b.op(
-            nn.LinearOp,
+            nn.MatMulOp if kind == "MatMul" else nn.LinearOp,
             operands,
             _signed(32),
             name=label,
