@@ -7,6 +7,11 @@ PACKAGES=(
     gcc-arm-none-eabi       # C backend: cross-compile for Cortex-M4 (`make cortex-m4`)
     libnewlib-arm-none-eabi # C backend: newlib C library + rdimon semihosting for Cortex-M4
     qemu-system-arm         # C backend: run Cortex-M4 builds on mps2-an386 (`make run-cortex-m4`)
+    clang                   # C backend: the generated C must also be -Wall -Wextra -Werror clean
+    yosys                   # fpga-lut: synthesis (synth -lut 6, synth_xilinx) and yosys-abc
+    berkeley-abc            # fpga-lut: ABC logic optimization and LUT mapping
+    verilator               # fpga-lut: lint and cycle-accurate simulation of the netlist
+    iverilog                # fpga-lut: event-driven simulation of the netlist and testbench
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

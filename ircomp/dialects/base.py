@@ -10,8 +10,8 @@ verifier checks both, and the shape-inference pass reuses `infer_result_shapes`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 from xdsl.dialects.builtin import DYNAMIC_INDEX, TensorType
 from xdsl.ir import Attribute, SSAValue
@@ -20,7 +20,7 @@ from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
-from ircomp.ir.shapes import DYN
+from ircomp.ir.shapes import DYN, ShapeError
 
 Shape = tuple[int, ...]
 
@@ -83,6 +83,17 @@ class NNOperation(IRDLOperation):
         )
 
     # ---- verification -------------------------------------------------------------------
+    def fail(self, message: str) -> VerifyException:
+        return VerifyException(f"{self.name}: {message}")
+
+    def shape_rule(self, rule: Callable[..., Shape | list[Shape]], *args: Any) -> list[Shape]:
+        """Run a rule of `ircomp.ir.shapes`, turning its ShapeError into a verify error."""
+        try:
+            out = rule(*args)
+        except ShapeError as err:
+            raise self.fail(str(err)) from err
+        return out if isinstance(out, list) else [out]
+
     def infer_result_shapes(self) -> list[Shape]:
         """The result shapes implied by operand shapes and properties (-1 = dynamic)."""
         raise VerifyException(f"{self.name} defines no shape rule")

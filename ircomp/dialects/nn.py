@@ -35,12 +35,12 @@ from xdsl.irdl import (
     var_result_def,
 )
 from xdsl.traits import Pure
-from xdsl.utils.exceptions import VerifyException
 
 from ircomp.dialects.base import NNOperation, Shape, result_shape, shapes_compatible
 from ircomp.dialects.num import FixPType, PositType, UFixPType, format_of, is_float_type
 from ircomp.ir import shapes
 from ircomp.numerics import FormatError, posit_frac_bits
+from ircomp.numerics.tflite import SOFTMAX_MAX_LENGTH, add_params, softmax_params
 
 # Discardable attribute naming the source layer of an op (`blocks.3.attn.qkv`); `nn.weight`
 # carries its tensor name as the `name` property instead.
@@ -133,16 +133,6 @@ class NNOp(NNOperation):
 
     def shape_of(self, value: SSAValue) -> Shape:
         return result_shape(value)
-
-    def fail(self, message: str) -> VerifyException:
-        return VerifyException(f"{self.name}: {message}")
-
-    def shape_rule(self, rule: Any, *args: Any) -> list[Shape]:
-        try:
-            out = rule(*args)
-        except shapes.ShapeError as err:
-            raise self.fail(str(err)) from err
-        return out if isinstance(out, list) else [out]
 
     def require_same_format(self, *values: SSAValue) -> None:
         first = elem(values[0])
@@ -780,6 +770,104 @@ class RequantizeOp(ScaledCastOp):
         self.verify_scales(self.result)
 
 
+
+# ---- TFLite integer kernels (requantization mode "integer" of 8-bit QDQ graphs) -------------
+
+
+def _byte_codes(op: NNOp, *values: SSAValue) -> list[int]:
+    """Check that `values` hold 8-bit integer codes (i8 or ui8); their code minima."""
+    lows = []
+    for v in values:
+        t = elem(v)
+        fmt = format_of(t) if _is_int(t) else None
+        if fmt is None or getattr(fmt, "width", 0) != 8:
+            raise op.fail(f"works on 8-bit integer codes (i8 or ui8), got {_fmt(v)}")
+        lows.append(int(fmt.min_value))
+    return lows
+
+
+def _positive_finite(op: NNOp, *names: str) -> None:
+    for name in names:
+        value = op.get(name)
+        if not (value > 0 and value != float("inf")):
+            raise op.fail(f"{name} must be positive and finite, got {value}")
+
+
+@irdl_op_definition
+class QAddOp(NNOp):
+    """TFLite int8 ADD of two quantized tensors (numpy broadcasting): both operands rescaled
+    into one 2^20-scaled int32 domain, summed, rescaled to the result (spec/numerics.md 5.6).
+    """
+
+    name = "nn.qadd"
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    lhs_scale = prop_def(FloatAttr)
+    lhs_zero_point = prop_def(IntegerAttr, _i64(0))
+    rhs_scale = prop_def(FloatAttr)
+    rhs_zero_point = prop_def(IntegerAttr, _i64(0))
+    scale = prop_def(FloatAttr)
+    zero_point = prop_def(IntegerAttr, _i64(0))
+    clamp = prop_def(DenseArrayBase, _ints([]))
+    ALWAYS_PRINT: ClassVar[tuple[str, ...]] = ("lhs_scale", "rhs_scale", "scale")
+
+    def verify_formats(self) -> None:
+        _byte_codes(self, self.lhs, self.rhs, self.result)
+        _positive_finite(self, "lhs_scale", "rhs_scale", "scale")
+        for name, value in (
+            ("lhs_zero_point", self.lhs),
+            ("rhs_zero_point", self.rhs),
+            ("zero_point", self.result),
+        ):
+            fmt = format_of(elem(value))
+            if not fmt.min_value <= self.get(name) <= fmt.max_value:
+                raise self.fail(f"{name} {self.get(name)} is outside the range of {_fmt(value)}")
+        clamp = self.get("clamp")
+        if clamp and (len(clamp) != 2 or clamp[0] > clamp[1]):
+            raise self.fail(f"clamp must be [lo, hi] with lo <= hi, got {clamp}")
+        try:
+            add_params(self.get("lhs_scale"), self.get("rhs_scale"), self.get("scale"))
+        except FormatError as err:
+            raise self.fail(str(err)) from err
+
+    def infer_result_shapes(self) -> list[Shape]:
+        return self.shape_rule(shapes.broadcast, self.shape_of(self.lhs), self.shape_of(self.rhs))
+
+
+@irdl_op_definition
+class QSoftmaxOp(NNOp):
+    """TFLite int8 SOFTMAX along `axis` of codes with scale `input_scale`: gemmlowp
+    fixed-point exp and reciprocal; result codes have scale 1/256 and zero point = the lowest
+    code (-128 for i8, 0 for ui8) (spec/numerics.md 5.7)."""
+
+    name = "nn.qsoftmax"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    input_scale = prop_def(FloatAttr)
+    beta = prop_def(FloatAttr, FloatAttr(1.0, f64))
+    axis = prop_def(IntegerAttr, _i64(-1))
+    ALWAYS_PRINT: ClassVar[tuple[str, ...]] = ("input_scale",)
+
+    def verify_formats(self) -> None:
+        _byte_codes(self, self.input, self.result)
+        _positive_finite(self, "input_scale", "beta")
+        try:
+            softmax_params(self.get("input_scale"), self.get("beta"))
+        except FormatError as err:
+            raise self.fail(str(err)) from err
+
+    def infer_result_shapes(self) -> list[Shape]:
+        x = self.shape_of(self.input)
+        axis = self.shape_rule(shapes.normalize_axis, self.get("axis"), len(x))[0]
+        if x[axis] > SOFTMAX_MAX_LENGTH:
+            raise self.fail(
+                f"length {x[axis]} along axis {axis} is above {SOFTMAX_MAX_LENGTH} (the "
+                "fixed-point sum of exponentials would overflow its range)"
+            )
+        return [x]
+
+
 # ---- ops added for the frontends (ONNX, torch.export) ----------------------------------------
 
 
@@ -1039,6 +1127,8 @@ NN = Dialect(
         QuantizeOp,
         DequantizeOp,
         RequantizeOp,
+        QAddOp,
+        QSoftmaxOp,
         PowOp,
         MaxOp,
         MinOp,

@@ -36,6 +36,7 @@ type; a requantize `clamp` is intersected with the result format's code range.
 
 from __future__ import annotations
 
+from ircomp.interpreter import logic_kernels  # noqa: F401  (registers the logic kernels)
 from ircomp.interpreter.core import Interpreter, Observer, run
 from ircomp.interpreter.kernels import KERNELS, Context, kernel
 

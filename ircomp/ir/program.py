@@ -22,6 +22,7 @@ from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
 
+from ircomp.dialects.logic import Logic
 from ircomp.dialects.nn import NN, WeightOp
 from ircomp.dialects.num import Num
 from ircomp.errors import IRParseError, VerificationError, WeightStoreError
@@ -34,7 +35,7 @@ WEIGHTS_SUFFIX = ".safetensors"
 def make_context() -> Context:
     """An xDSL context with every dialect ircomp reads and writes."""
     ctx = Context()
-    for dialect in (Builtin, func.Func, Num, NN):
+    for dialect in (Builtin, func.Func, Num, NN, Logic):
         ctx.load_dialect(dialect)
     return ctx
 
