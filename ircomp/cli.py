@@ -207,7 +207,47 @@ def _load_model(path: Path, weights: str | None) -> tuple[object, str]:
     return load_program(path, Path(weights) if weights else None), path.name
 
 
+def _build_c(program: object, args: argparse.Namespace) -> int:
+    """`build --target c`: check --max-ram against the planned arena before writing anything,
+    write the folder, measure on the Cortex-M4 when asked, write report.json, print a summary."""
+    from ircomp.backends.c import build as build_c
+    from ircomp.backends.c import report as c_report
+
+    max_ram = c_report.parse_bytes(args.max_ram) if args.max_ram is not None else None
+    info = c_report.build_info(program)  # type: ignore[arg-type]
+    if max_ram is not None:
+        c_report.check_arena(info, max_ram)
+    if args.cortex_m4_report:  # a missing tool names its Debian package before anything is written
+        from ircomp.backends.c import icount
+        from ircomp.backends.c.cortex_m4 import check_toolchain
+
+        check_toolchain(run=True)
+        icount.check_tools()
+    out = build_c(program, Path(args.output), "model")  # type: ignore[arg-type]
+    print(f"wrote {out}/model.h, {out}/model.c, {out}/vectors.h, {out}/main.c, {out}/Makefile")
+    report = dict(info)
+    if args.cortex_m4_report:
+        from ircomp.backends.c.cortex_m4 import measure_cortex_m4
+
+        report.update(measure_cortex_m4(out, info["name"]))
+    from ircomp.backends.c.cortex_m4 import write_report
+
+    write_report(out / "report.json", report)
+    print(c_report.summary(report))
+    print(f"wrote {out}/report.json")
+    if args.cortex_m4_report and not report.get("passed"):
+        raise IrcompError(
+            f"the Cortex-M4 build ran but its outputs do not match the golden interpreter "
+            f"(status {report.get('status')}):\n{report.get('output', '').strip()}"
+        )
+    if max_ram is not None and args.cortex_m4_report:
+        c_report.check_measured(info, report, max_ram)
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
+    if args.target != "c" and (args.max_ram is not None or args.cortex_m4_report):
+        raise InputError("--max-ram and --cortex-m4-report apply to --target c only")
     program, source = _load_model(Path(args.input), args.weights)
     if args.target == "pytorch":
         from ircomp.backends.pytorch import build
@@ -215,10 +255,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         out = build(program, Path(args.output), source=source)  # type: ignore[arg-type]
         print(f"wrote {out}/model.py, {out}/model.safetensors, {out}/run_example.py")
     elif args.target == "c":
-        from ircomp.backends.c import build as build_c
-
-        out = build_c(program, Path(args.output), "model")  # type: ignore[arg-type]
-        print(f"wrote {out}/model.h, {out}/model.c, {out}/vectors.h, {out}/main.c, {out}/Makefile")
+        return _build_c(program, args)
     return 0
 
 
@@ -297,6 +334,19 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--target", required=True, choices=BUILD_TARGETS, help="code target")
     build.add_argument("-o", "--output", required=True, help="output folder (replaced whole)")
     build.add_argument("--weights", help="weights file (default: the .safetensors beside input)")
+    build.add_argument(
+        "--max-ram",
+        metavar="BYTES",
+        help="c: fail (exit 2, printing the per-tensor arena plan) when the arena, or with "
+        "--cortex-m4-report the model's measured RAM incl. stack, exceeds BYTES (e.g. 65536, 64K)",
+    )
+    build.add_argument(
+        "--cortex-m4-report",
+        action="store_true",
+        help="c: also build for a Cortex-M4F and run it under QEMU (mps2-an386): model flash, "
+        "RAM, stack and instructions per inference in report.json (needs gcc-arm-none-eabi "
+        "libnewlib-arm-none-eabi qemu-system-arm)",
+    )
     build.set_defaults(handler=cmd_build)
 
     passes = sub.add_parser("passes", help="list the available passes with options and docs")

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from ircomp.errors import InputError
+from ircomp.fileio import atomic_write
 
 ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
@@ -178,7 +179,8 @@ def _tool(cmd: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProc
 
 def section_sizes(elf: Path) -> dict[str, int]:
     """{section: bytes} from `arm-none-eabi-size -A`."""
-    proc = _tool([ARM_SIZE, "-A", str(elf)], elf.parent, 30)
+    elf = Path(elf).resolve()
+    proc = _tool([ARM_SIZE, "-A", elf.name], elf.parent, 30)
     if proc.returncode != 0:
         raise RuntimeError(f"{ARM_SIZE} failed:\n{proc.stdout}{proc.stderr}")
     sizes: dict[str, int] = {}
@@ -194,24 +196,66 @@ def _arena_size(out_dir: Path, name: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def measure_cortex_m4(out_dir: Path, name: str = "model", *, run: bool = True) -> dict:
+def _model_only(out_dir: Path, name: str) -> dict:
+    """Footprint of the model alone: `<name>.c` compiled with the harness's flags into
+    `<name>.o`, and linked into `<name>_model.elf` from the entry `<name>_run` with
+    `--gc-sections`, so the image holds the model and exactly the library code it calls (libm,
+    libgcc), without the harness, its reference vectors, stdio or the startup code."""
+    obj, elf = out_dir / f"{name}.o", out_dir / f"{name}_model.elf"
+    cflags = ARM_CFLAGS.split()
+    mflags = [f for f in cflags if f.startswith(("-mcpu", "-mthumb", "-mfloat-abi", "-mfpu"))]
+    steps = [
+        [ARM_CC, *cflags, "-c", "-o", obj.name, f"{name}.c"],
+        [ARM_CC, *mflags, "-nostartfiles", "-T", "cortex_m4.ld", "-Wl,--gc-sections",
+         f"-Wl,-e,{name}_run", "-o", elf.name, obj.name, "-lm"],
+    ]  # fmt: skip
+    for cmd in steps:
+        proc = _tool(cmd, out_dir, 300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
+    sizes = section_sizes(elf)
+    objects = section_sizes(obj)
+
+    def total(table: dict[str, int], prefix: str) -> int:
+        return sum(v for k, v in table.items() if k == prefix or k.startswith(prefix + "."))
+
+    return {
+        "elf": elf.name,
+        "text": sizes.get(".text", 0),
+        "rodata": sizes.get(".rodata", 0),
+        "data": sizes.get(".data", 0),
+        "bss": sizes.get(".bss", 0),
+        "object": {s: total(objects, s) for s in (".text", ".rodata", ".data", ".bss")},
+    }
+
+
+def measure_cortex_m4(
+    out_dir: Path, name: str = "model", *, run: bool = True, count: bool = True
+) -> dict:
     """Build `<name>.elf` in a folder written by `build` (`make cortex-m4`), size it, and (with
-    `run`) run the harness under QEMU. Writes and returns the report (`report.json`):
+    `run`) run the harness under QEMU. Writes (atomically) and returns the report
+    (`report.json`):
 
     flash = text + rodata (`flash_image` adds exception tables, init arrays and the .data load
-    image), ram = data + bss (the arena is in bss); the run adds the harness's `status` (QEMU's
+    image), ram = data + bss (the arena is in bss) of the whole harness ELF (newlib stdio
+    included); the `model_*` keys are the model alone (`model_flash` = text + rodata,
+    `model_ram` = data + bss + the run's stack high-water mark, `model_sections` the image and
+    `<name>.o` section sizes; see `_model_only`). The run adds the harness's `status` (QEMU's
     exit status, 0 = every output matched), `passed`, `checksum` (FNV-1a of the outputs'
-    bytes), `stack_bytes` (painted-stack high-water mark of `<name>_run`) and `output`.
+    bytes), `stack_bytes` (painted-stack high-water mark of `<name>_run`) and `output`; with
+    `count`, `instructions` (exactly those of the `<name>_run` call, entry to return, counted
+    by a QEMU plugin: `icount.py`) and `instructions_total` (the whole run).
     Raises `ToolchainMissing` naming the Debian packages when the ARM toolchain or QEMU is not
     installed, `RuntimeError` when the build fails.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     check_toolchain(run)
     proc = _tool(["make", "-s", "cortex-m4"], out_dir, 300)
     if proc.returncode != 0:
         raise RuntimeError(f"make cortex-m4 failed:\n{proc.stdout}{proc.stderr}")
     elf = out_dir / f"{name}.elf"
     sizes = section_sizes(elf)
+    model = _model_only(out_dir, name)
     report: dict = {
         "target": "cortex-m4",
         "board": "mps2-an386",
@@ -226,22 +270,40 @@ def measure_cortex_m4(out_dir: Path, name: str = "model", *, run: bool = True) -
         "ram": sum(sizes.get(s, 0) for s in RAM_SECTIONS),
         "arena": _arena_size(out_dir, name),
         "sections": {k: v for k, v in sizes.items() if not k.startswith((".debug", ".comment"))},
+        "model_flash": model["text"] + model["rodata"],
+        "model_sections": model,
     }
     if run:
-        cmd = [QEMU, *QEMU_FLAGS.split(), "-kernel", elf.name]
-        proc = _tool(cmd, out_dir, QEMU_TIMEOUT_S)
-        text = proc.stdout + proc.stderr
+        if count:
+            from ircomp.backends.c import icount
+
+            counts = icount.count_function(elf, f"{name}_run")
+            status, text = counts.status, counts.output
+            report["instructions"] = counts.per_inference
+            report["instructions_total"] = counts.total
+        else:
+            cmd = [QEMU, *QEMU_FLAGS.split(), "-kernel", elf.name]
+            proc = _tool(cmd, out_dir, QEMU_TIMEOUT_S)
+            status, text = proc.returncode, proc.stdout + proc.stderr
         checksum = re.search(r"checksum (0x[0-9a-f]{8})", text)
         stack = re.search(r"stack (\d+) bytes", text)
         report.update(
-            status=proc.returncode,
-            passed=proc.returncode == 0 and " PASS" in text,
+            status=status,
+            passed=status == 0 and " PASS" in text,
             checksum=checksum.group(1) if checksum else None,
             stack_bytes=int(stack.group(1)) if stack else None,
             output=text,
         )
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        if stack:
+            report["model_ram"] = model["data"] + model["bss"] + int(stack.group(1))
+    write_report(out_dir / "report.json", report)
     return report
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write `report` as sorted, indented JSON through a temporary file renamed onto `path`."""
+    text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
 
 __all__ = [
@@ -249,4 +311,5 @@ __all__ = [
     "check_toolchain",
     "measure_cortex_m4",
     "section_sizes",
+    "write_report",
 ]

@@ -1,4 +1,5 @@
-"""Static memory planning for the C backend: one arena, offsets by liveness.
+"""Static memory planning for the C backend: one arena, offsets by liveness; and reading a
+finished plan (`peak_live`, `format_plan`) for reports and `--max-ram`.
 
 Values are placed in IR order (the order they are defined). Each gets the lowest offset
 (first fit, aligned) whose bytes no placed value with an overlapping lifetime occupies. A
@@ -65,3 +66,55 @@ def plan(buffers: Sequence[Buffer]) -> int:
         placed.append(buf)
         by_key[buf.key] = buf
     return max((_align(b.offset + b.size) for b in placed), default=0)
+
+
+# ---- reading a plan: the memory in use over time, and a table for people ------------------
+
+
+def placed(entries: Sequence[tuple[str, int, int, int, int]]) -> list[Buffer]:
+    """Buffers of a finished plan from its `(label, offset, bytes, first op, last op)` rows
+    (the rows `codegen.ArenaPlan.entries` holds)."""
+    return [
+        Buffer(key=k, label=label, size=size, start=start, end=end, offset=offset)
+        for k, (label, offset, size, start, end) in enumerate(entries)
+    ]
+
+
+def live_bytes(buffers: Sequence[Buffer], time: int) -> int:
+    """Bytes of the arena in use while op `time` runs: the union of the byte ranges of the
+    buffers live then (a result written in place over its operand counts once)."""
+    spans = sorted((b.offset, b.offset + b.size) for b in buffers if b.start <= time <= b.end)
+    used, reach = 0, 0
+    for lo, hi in spans:
+        lo = max(lo, reach)
+        if hi > lo:
+            used += hi - lo
+            reach = hi
+    return used
+
+
+def peak_live(buffers: Sequence[Buffer]) -> tuple[int, int]:
+    """(bytes, op index) of the largest `live_bytes` over the ops: the liveness lower bound for
+    these lifetimes and in-place choices; no placement can make the arena smaller."""
+    best = (0, -1)
+    for t in sorted({b.start for b in buffers}):  # the in-use set only grows at a start
+        used = live_bytes(buffers, t)
+        if used > best[0]:
+            best = (used, t)
+    return best
+
+
+def format_plan(buffers: Sequence[Buffer], arena: int, *, limit: int = 200) -> str:
+    """The plan as a table, one row per tensor in IR order: offset, bytes, live range [first
+    op, last op] and the defining op; '*' marks the tensors live at the peak."""
+    peak, at = peak_live(buffers)
+    rows = [
+        f"arena {arena} bytes; liveness peak {peak} bytes at op {at} (tensors marked *)",
+        f"  {'offset':>8} {'bytes':>8}  {'ops':<11} tensor",
+    ]
+    for b in buffers[:limit]:
+        mark = "*" if b.start <= at <= b.end else " "
+        rows.append(f"{mark} {b.offset:8d} {b.size:8d}  {f'[{b.start}, {b.end}]':<11} {b.label}")
+    if len(buffers) > limit:
+        rows.append(f"  ... {len(buffers) - limit} more")
+    return "\n".join(rows)
