@@ -88,7 +88,9 @@ _CACHE_BYTES = 1 << 16
 # Stand-in value of a dynamic dimension inside folded shape arithmetic.
 _DYN_SENTINEL = 1_000_003
 
-__all__ = ["CONSTANT_INPUTS", "load", "supported_ops"]
+REQUANT_MODES = nn.REQUANT_MODES
+
+__all__ = ["CONSTANT_INPUTS", "REQUANT_MODES", "load", "supported_ops"]
 
 
 # ---- value kinds ----------------------------------------------------------------------------
@@ -631,8 +633,10 @@ class _Importer:
         constants: dict[str, np.ndarray] | None,
         owned: bool = False,
         source: _Source | None = None,
+        requant_mode: str = "onnx",
     ) -> None:
         self.model = model
+        self.requant_mode = requant_mode  # "onnx" or "integer" (nn.requantize modes)
         self.owned = owned  # the proto is ours: initializer bytes may be dropped once stored
         self.source = source  # where large initializers' raw_data is, when left out of `model`
         self.graph = model.graph
@@ -938,16 +942,23 @@ def load(
     *,
     input_shapes: dict[str, Sequence[int]] | None = None,
     constants: dict[str, np.ndarray] | None = None,
+    requant_mode: str = "onnx",
 ) -> Program:
     """Import an ONNX model (path, bytes or ModelProto) as a verified Program.
 
     `input_shapes` overrides input shapes (e.g. to fix a symbolic batch); `constants` turns
     graph inputs into constants (values given as arrays), for inputs that ircomp needs at
-    import time (shapes, indices, quantization parameters).
+    import time (shapes, indices, quantization parameters). `requant_mode` picks the integer
+    semantics of QDQ graphs: "onnx" (onnxruntime, the default) or "integer" (TFLite / TFLite
+    Micro; see the module docstring).
     """
+    if requant_mode not in REQUANT_MODES:
+        raise InputError(
+            f"requant_mode must be one of {', '.join(REQUANT_MODES)}, got {requant_mode!r}"
+        )
     owned = not isinstance(source, onnx.ModelProto)
     model, data = _read_model(source)
-    imp = _Importer(model, input_shapes, constants, owned, data)
+    imp = _Importer(model, input_shapes, constants, owned, data, requant_mode)
     _shape_check(model)
     return imp.run()
 
@@ -988,6 +999,8 @@ _BINARY = {
 @converts(*_BINARY)
 def _binary(imp: _Importer, node: onnx.NodeProto) -> list[Value]:
     a_name, b_name = node.input[0], node.input[1]
+    if node.op_type == "Add" and imp.requant_mode == "integer" and _try_tflite_add(imp, node):
+        return [None]
     if node.op_type == "Pow":
         base = imp.elem(a_name)
         if not is_float_type(base):
@@ -1057,10 +1070,16 @@ def _gelu(imp: _Importer, node: onnx.NodeProto) -> list[Value]:
 
 @converts("Softmax", "LogSoftmax")
 def _softmax(imp: _Importer, node: onnx.NodeProto) -> list[Value]:
-    axis = int(_attrs(node).get("axis", -1))
+    axis = _norm_axis(int(_attrs(node).get("axis", -1)), len(imp.shape(node.input[0])), node)
+    if (
+        node.op_type == "Softmax"
+        and imp.requant_mode == "integer"
+        and _try_tflite_softmax(imp, node, axis)
+    ):
+        return [None]
     op_type = nn.SoftmaxOp if node.op_type == "Softmax" else nn.LogSoftmaxOp
     x = imp.value(node.input[0])
-    return [imp.op(node, op_type, [x], axis=_norm_axis(axis, len(imp.shape(node.input[0])), node))]
+    return [imp.op(node, op_type, [x], axis=axis)]
 
 
 @converts("Sum")
@@ -1602,9 +1621,9 @@ def _pool(imp: _Importer, node: onnx.NodeProto) -> list[Value]:
         )
     if dilations != [1, 1]:
         raise InputError("AveragePool with dilations is not supported")
-    x = imp.value(x_name)
-    return [
-        imp.op(
+
+    def emit(x: SSAValue) -> SSAValue:
+        return imp.op(
             node,
             nn.AvgPool2dOp,
             [x],
@@ -1614,13 +1633,18 @@ def _pool(imp: _Importer, node: onnx.NodeProto) -> list[Value]:
             ceil_mode=ceil,
             count_include_pad=bool(a.get("count_include_pad", 0)),
         )
-    ]
+
+    if imp.requant_mode == "integer":  # TFLite: the average of the codes, rounded
+        return _on_codes(imp, node, emit)
+    return [emit(imp.value(x_name))]
 
 
 @converts("GlobalAveragePool", "GlobalMaxPool")
 def _global_pool(imp: _Importer, node: onnx.NodeProto) -> list[Value]:
     rank = len(imp.shape(node.input[0]))
     if node.op_type == "GlobalAveragePool":
+        if rank == 4 and imp.requant_mode == "integer":  # TFLite: average of the codes
+            return _on_codes(imp, node, lambda x: imp.op(node, nn.GlobalAvgPool2dOp, [x]))
         x = imp.value(node.input[0])
         if rank == 4:
             return [imp.op(node, nn.GlobalAvgPool2dOp, [x])]
@@ -2003,42 +2027,117 @@ def _codes_value(imp: _Importer, v: Value) -> np.ndarray | None:
     return v.array if isinstance(v, _Codes) else None
 
 
+def _output_chain(
+    imp: _Importer, out: str, allow_act: bool = True
+) -> tuple[onnx.NodeProto | None, onnx.NodeProto] | None:
+    """The single-consumer chain `out -> [Relu|Clip] -> QuantizeLinear` (per-tensor Q with
+    constant clip bounds), as (activation or None, Q); None when `out` has another shape."""
+    users = imp.consumers(out)
+    act = None
+    if (
+        allow_act
+        and len(users) == 1
+        and out not in imp.graph_outputs
+        and users[0].op_type in ("Relu", "Clip")
+    ):
+        act = users[0]
+        if act.op_type == "Clip" and any(
+            imp.has(act, i) and not imp.is_const(act.input[i]) for i in (1, 2)
+        ):
+            return None
+        out = act.output[0]
+        users = imp.consumers(out)
+    if len(users) != 1 or out in imp.graph_outputs or users[0].op_type != "QuantizeLinear":
+        return None
+    q = users[0]
+    y_scale, y_zp, _ = _qparams(imp, q, 1, 2, None)
+    if y_scale.size != 1 or y_zp.size != 1:
+        return None
+    return act, q
+
+
+def _act_clamp(
+    imp: _Importer, act: onnx.NodeProto | None, sy: float, zy: int, qmin: int, qmax: int
+) -> list[int]:
+    """The output-code range a fused Relu/Clip leaves ([] without one), TFLite's
+    `CalculateActivationRangeQuantized`: the bounds quantized with the output parameters."""
+    if act is None:
+        return []
+    lo, hi = qmin, qmax
+    if act.op_type == "Relu":
+        lo = max(lo, zy)
+    else:
+        bounds = [imp.const(act, i) if imp.has(act, i) else None for i in (1, 2)]
+        for k, bnd in enumerate(bounds):
+            if bnd is None:
+                continue
+            code = int(
+                quantize_linear(
+                    np.asarray(bnd, np.float32).reshape(1), sy, zy, None, qmin=qmin, qmax=qmax
+                )[0]
+            )
+            lo, hi = (max(lo, code), hi) if k == 0 else (lo, min(hi, code))
+    return [lo, min(hi, qmax)] if lo <= hi else [hi, hi]
+
+
+def _code_range(elem: Attribute) -> tuple[int, int]:
+    from ircomp.dialects.num import format_of
+
+    fmt = format_of(elem)
+    return int(fmt.min_value), int(fmt.max_value)
+
+
+def _finish_chain(
+    imp: _Importer, y: SSAValue, act: onnx.NodeProto | None, q: onnx.NodeProto, extra=()
+) -> None:
+    """Bind the fused pattern's result to the Q output and mark the chain as converted."""
+    _set_hint(y, q.output[0])
+    imp.env[q.output[0]] = y
+    for n in (*extra, *((act,) if act is not None else ()), q):
+        imp.done.add(id(n))
+
+
+def _bias_add(
+    imp: _Importer, out: str, sx: np.float32, sw: np.ndarray
+) -> tuple[onnx.NodeProto, str] | None:
+    """`out -> Add(DQ(int32 bias constant))` after a QDQ MatMul (tf2onnx's FULLY_CONNECTED):
+    the Add node and the env name of the bias codes, when the bias is per tensor or per output
+    channel with zero point 0 and the scale of the accumulator (sx * sw, as TFLite requires)."""
+    users = imp.consumers(out)
+    if len(users) != 1 or out in imp.graph_outputs or users[0].op_type != "Add":
+        return None
+    add = users[0]
+    other = add.input[1] if add.input[0] == out else add.input[0]
+    bs = imp.env.raw(other)
+    if not (isinstance(bs, _QRef) and isinstance(imp.env[bs.codes], _Codes)):
+        return None
+    if imp.elem(bs.codes) != _signed(32) or np.any(bs.zero_point != 0):
+        return None
+    if not bs.per_tensor() and bs.scale.size != sw.size:
+        return None
+    want = (sx * sw).astype(np.float64)
+    if not np.allclose(bs.scale.astype(np.float64), want, rtol=1e-6, atol=0):
+        return None
+    return add, bs.codes
+
+
 def _try_qdq_mac(imp: _Importer, node: onnx.NodeProto) -> bool:
-    """DQ(x), DQ(w)[, DQ(b)] -> Conv/MatMul/Gemm -> [Relu|Clip] -> Q as integer MAC."""
+    """DQ(x), DQ(w)[, DQ(b)] -> Conv/MatMul/Gemm [-> Add(DQ(b))] -> [Relu|Clip] -> Q as an
+    integer MAC and one `nn.requantize` in the importer's requantization mode."""
     xs = imp.env.raw(node.input[0])
     ws = imp.env.raw(node.input[1])
     if not (isinstance(xs, _QRef) and isinstance(ws, _QRef)):
         return False
     if not isinstance(imp.env[ws.codes], _Codes) or not xs.per_tensor():
         return False
-    bias = None
+    b_key = None  # env name of the int32 bias codes
     if node.op_type in ("Conv", "Gemm") and imp.has(node, 2):
         bs = imp.env.raw(node.input[2])
         if not (isinstance(bs, _QRef) and isinstance(imp.env[bs.codes], _Codes)):
             return False
         if imp.elem(bs.codes) != _signed(32) or np.any(bs.zero_point != 0):
             return False
-        bias = imp.env[bs.codes].array.reshape(-1)
-    # The single consumer chain up to QuantizeLinear.
-    out = node.output[0]
-    chain: list[onnx.NodeProto] = []
-    users = imp.consumers(out)
-    act = None
-    if len(users) == 1 and out not in imp.graph_outputs and users[0].op_type in ("Relu", "Clip"):
-        act = users[0]
-        if act.op_type == "Clip" and any(
-            imp.has(act, i) and not imp.is_const(act.input[i]) for i in (1, 2)
-        ):
-            return False
-        chain.append(act)
-        out = act.output[0]
-        users = imp.consumers(out)
-    if len(users) != 1 or out in imp.graph_outputs or users[0].op_type != "QuantizeLinear":
-        return False
-    q = users[0]
-    y_scale, y_zp, y_elem = _qparams(imp, q, 1, 2, None)
-    if y_scale.size != 1 or y_zp.size != 1:
-        return False
+        b_key = bs.codes
     w_codes = imp.env[ws.codes].array
     w_zp = np.unique(ws.zero_point)
     if w_zp.size != 1:
@@ -2066,33 +2165,32 @@ def _try_qdq_mac(imp: _Importer, node: onnx.NodeProto) -> bool:
         return False
     if not w_axis_ok:
         return False
-    # Clamp of the fused activation, in output codes.
-    from ircomp.dialects.num import format_of
-
-    fmt = format_of(y_elem)
-    qmin, qmax = int(fmt.min_value), int(fmt.max_value)
-    sy, zy = float(y_scale.reshape(-1)[0]), int(y_zp.reshape(-1)[0])
-    clamp: list[int] = []
-    if act is not None:
-        lo, hi = qmin, qmax
-        if act.op_type == "Relu":
-            lo = max(lo, zy)
-        else:
-            bounds = [imp.const(act, i) if imp.has(act, i) else None for i in (1, 2)]
-            for k, bnd in enumerate(bounds):
-                if bnd is None:
-                    continue
-                code = int(
-                    quantize_linear(
-                        np.asarray(bnd, np.float32).reshape(1), sy, zy, None, qmin=qmin, qmax=qmax
-                    )[0]
-                )
-                lo, hi = (max(lo, code), hi) if k == 0 else (lo, min(hi, code))
-        clamp = [lo, min(hi, qmax)] if lo <= hi else [hi, hi]
-    # Requantization scale as onnxruntime computes it (float32 arithmetic).
     sx = np.float32(xs.scale.reshape(-1)[0])
     sw = ws.scale.reshape(-1).astype(np.float32)
-    scale = (sx * sw / np.float32(sy)).astype(np.float32)
+    # The single consumer chain up to QuantizeLinear (MatMul: through a bias Add).
+    out = node.output[0]
+    bias_add = None
+    if kind == "Linear" and b_key is None:
+        found = _bias_add(imp, out, sx, sw)
+        if found is not None:
+            bias_add, b_key = found
+            out = bias_add.output[0]
+    n_out = w_codes.shape[0] if kind != "MatMul" else w_codes.shape[-1]
+    if b_key is not None and imp.env[b_key].array.size not in (1, n_out):
+        return False
+    chain = _output_chain(imp, out)
+    if chain is None:
+        return False
+    act, q = chain
+    y_scale, y_zp, y_elem = _qparams(imp, q, 1, 2, None)
+    qmin, qmax = _code_range(y_elem)
+    sy, zy = float(y_scale.reshape(-1)[0]), int(y_zp.reshape(-1)[0])
+    clamp = _act_clamp(imp, act, sy, zy, qmin, qmax)
+    if imp.requant_mode == "integer":
+        # TFLite: double(s_x) * double(s_w) / double(s_y), QuantizeMultiplier at run time.
+        scale = [float(sx) * float(s) / sy for s in sw]
+    else:  # onnxruntime's float32 arithmetic
+        scale = [float(s) for s in (sx * sw / np.float32(sy)).astype(np.float32)]
     x_codes = imp.value(xs.codes)
     w_name = ws.codes
     w_elem = imp.elem(ws.codes)
@@ -2101,10 +2199,12 @@ def _try_qdq_mac(imp: _Importer, node: onnx.NodeProto) -> bool:
         imp.env[w_key] = _Codes(w_codes, w_elem)
     w_val = imp.value(w_key)
     operands = [x_codes, w_val]
-    if bias is not None:
-        b_key = f"{imp.env[node.input[2]].codes}"
-        if bias.ndim != 1 or imp.env[b_key].array.ndim != 1:
-            imp.env[b_key + "#1d"] = _Codes(bias, _signed(32))
+    if b_key is not None:
+        codes = imp.env[b_key].array
+        if codes.shape != (n_out,):
+            imp.env[b_key + "#1d"] = _Codes(
+                np.broadcast_to(codes.reshape(-1), (n_out,)).copy(), _signed(32)
+            )
             b_key = b_key + "#1d"
         operands.append(imp.value(b_key))
     zx, zw = int(xs.zero_point.reshape(-1)[0]), int(w_zp[0])
@@ -2142,16 +2242,92 @@ def _try_qdq_mac(imp: _Importer, node: onnx.NodeProto) -> bool:
         [acc],
         y_elem,
         name=q.name or label,
-        scale=[float(s) for s in scale],
+        scale=scale,
         zero_point=[zy],
         axis=axis,
-        mode="onnx",
+        mode=imp.requant_mode,
         clamp=clamp,
     )
-    _set_hint(y, q.output[0])
-    imp.env[q.output[0]] = y
-    for n in (*chain, q):
-        imp.done.add(id(n))
+    _finish_chain(imp, y, act, q, () if bias_add is None else (bias_add,))
+    return True
+
+
+def _byte_qref(imp: _Importer, name: str) -> _QRef | None:
+    """The pending dequantization of 8-bit activation codes (per tensor), else None."""
+    ref = imp.env.raw(name)
+    if not isinstance(ref, _QRef) or not ref.per_tensor():
+        return None
+    if imp.is_const(ref.codes):
+        return None
+    elem = imp.elem(ref.codes)
+    if not isinstance(elem, IntegerType) or elem.width.data != 8:
+        return None
+    return ref
+
+
+def _try_tflite_add(imp: _Importer, node: onnx.NodeProto) -> bool:
+    """Integer mode: `DQ(a) + DQ(b) -> [Relu|Clip] -> Q` (8-bit, per tensor) as `nn.qadd`,
+    TFLite's integer ADD."""
+    refs = [_byte_qref(imp, n) for n in node.input[:2]]
+    if any(r is None for r in refs):
+        return False
+    chain = _output_chain(imp, node.output[0])
+    if chain is None:
+        return False
+    act, q = chain
+    y_scale, y_zp, y_elem = _qparams(imp, q, 1, 2, None)
+    if not isinstance(y_elem, IntegerType) or y_elem.width.data != 8:
+        return False
+    qmin, qmax = _code_range(y_elem)
+    sy, zy = float(y_scale.reshape(-1)[0]), int(y_zp.reshape(-1)[0])
+    a, b = refs[0], refs[1]
+    assert a is not None and b is not None
+    y = imp.b.op(
+        nn.QAddOp,
+        [imp.value(a.codes), imp.value(b.codes)],
+        y_elem,
+        name=_node_label(node),
+        lhs_scale=float(a.scale.reshape(-1)[0]),
+        lhs_zero_point=int(a.zero_point.reshape(-1)[0]),
+        rhs_scale=float(b.scale.reshape(-1)[0]),
+        rhs_zero_point=int(b.zero_point.reshape(-1)[0]),
+        scale=sy,
+        zero_point=zy,
+        clamp=_act_clamp(imp, act, sy, zy, qmin, qmax),
+    )
+    _finish_chain(imp, y, act, q)
+    return True
+
+
+# TFLite's int8/uint8 softmax output: scale 1/256, zero point the lowest code.
+_SOFTMAX_OUT_SCALE = 1.0 / 256.0
+
+
+def _try_tflite_softmax(imp: _Importer, node: onnx.NodeProto, axis: int) -> bool:
+    """Integer mode: `DQ(x) -> Softmax -> Q(1/256, lowest code)` (8-bit) as `nn.qsoftmax`,
+    TFLite's integer softmax."""
+    ref = _byte_qref(imp, node.input[0])
+    if ref is None:
+        return False
+    chain = _output_chain(imp, node.output[0], allow_act=False)
+    if chain is None:
+        return False
+    _, q = chain
+    y_scale, y_zp, y_elem = _qparams(imp, q, 1, 2, None)
+    if not isinstance(y_elem, IntegerType) or y_elem.width.data != 8:
+        return False
+    qmin, _ = _code_range(y_elem)
+    if float(y_scale.reshape(-1)[0]) != _SOFTMAX_OUT_SCALE or int(y_zp.reshape(-1)[0]) != qmin:
+        return False
+    y = imp.b.op(
+        nn.QSoftmaxOp,
+        [imp.value(ref.codes)],
+        y_elem,
+        name=_node_label(node),
+        input_scale=float(ref.scale.reshape(-1)[0]),
+        axis=axis,
+    )
+    _finish_chain(imp, y, None, q)
     return True
 
 

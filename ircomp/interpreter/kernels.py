@@ -41,6 +41,7 @@ from ircomp.numerics import (
     requantize,
     rounding_average,
 )
+from ircomp.numerics.tflite import quantized_add, quantized_softmax
 
 Arrays = tuple[np.ndarray, ...]
 Fn = Callable[..., Arrays]
@@ -389,25 +390,32 @@ def avgpool2d(op: nn.AvgPool2dOp, ctx: Context) -> Fn:
     include_pad = bool(op.get("count_include_pad"))
     rep = repr_of(op.result)
 
-    def sums_counts(x: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    def windows_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out_hw = shapes.window2d(x.shape, kernel_hw, strides, padding, dilations, ceil)
         win = windows.windows(x, kernel_hw, strides, padding, dilations, out_hw)
         counts = windows.average_counts(
             x.shape[2:], kernel_hw, strides, padding, out_hw, include_pad
         )
-        return win.sum(axis=(-2, -1), dtype=dtype), counts
+        return win, counts
 
     if rep.is_float:
         rnd = float_rounder(rep)
 
         def run_float(x: np.ndarray) -> Arrays:
-            sums, counts = sums_counts(x, np.dtype(np.float64))
-            return (rnd(sums / counts),)
+            # float32 sums in window order (row-major), then one float32 division by the
+            # count: onnxruntime's (MLAS) and torch's CPU average pool.
+            win, counts = windows_counts(_f32(x))
+            sums = np.zeros(win.shape[:4], np.float32)
+            for ky in range(win.shape[4]):
+                for kx in range(win.shape[5]):
+                    sums += win[..., ky, kx]
+            return (rnd(sums / counts.astype(np.float32)),)
 
         return run_float
 
     def run_codes(x: np.ndarray) -> Arrays:
-        sums, counts = sums_counts(x, I64)
+        win, counts = windows_counts(x)
+        sums = win.sum(axis=(-2, -1), dtype=I64)
         return (rounding_average(sums, counts).astype(rep.dtype),)
 
     return run_codes
@@ -545,6 +553,44 @@ def requantize_(op: nn.RequantizeOp, ctx: Context) -> Fn:
         codes = requantize(
             acc, sc.scale, mode=mode, qmin=lo, qmax=hi, out_zero_point=sc.zero_point, axis=sc.axis
         )
+        return (codes.astype(rep.dtype),)
+
+    return run
+
+
+# ---- TFLite integer kernels -------------------------------------------------------------------
+
+
+@kernel(nn.QAddOp)
+def qadd(op: nn.QAddOp, ctx: Context) -> Fn:
+    rep = repr_of(op.result)
+    lo, hi = rep.code_range()
+    clamp = op.get("clamp")
+    if clamp:  # a fused activation's range, intersected with the output type's range
+        lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
+    params = {
+        "lhs_scale": op.get("lhs_scale"),
+        "lhs_zero_point": op.get("lhs_zero_point"),
+        "rhs_scale": op.get("rhs_scale"),
+        "rhs_zero_point": op.get("rhs_zero_point"),
+        "out_scale": op.get("scale"),
+        "out_zero_point": op.get("zero_point"),
+    }
+
+    def run(a: np.ndarray, b: np.ndarray) -> Arrays:
+        return (quantized_add(a, b, **params, qmin=lo, qmax=hi).astype(rep.dtype),)
+
+    return run
+
+
+@kernel(nn.QSoftmaxOp)
+def qsoftmax(op: nn.QSoftmaxOp, ctx: Context) -> Fn:
+    rep = repr_of(op.result)
+    lo, _ = rep.code_range()
+    scale, beta, axis = op.get("input_scale"), op.get("beta"), op.get("axis")
+
+    def run(x: np.ndarray) -> Arrays:
+        codes = quantized_softmax(x, input_scale=scale, beta=beta, axis=axis, qmin=lo)
         return (codes.astype(rep.dtype),)
 
     return run

@@ -229,8 +229,13 @@ def test_op_matches_interpreter(case: str) -> None:
     check_against_interpreter(program, inputs, what=case)
 
 
+# TFLite integer kernels (requantization mode "integer"): no torch lowering yet; lowering one
+# raises InputError naming the op (test_op_without_kernel_is_an_input_error).
+NOT_LOWERED = (nn.QAddOp, nn.QSoftmaxOp)
+
+
 def test_every_nn_op_has_a_kernel() -> None:
-    ops = [t for t in nn.NN.operations if t is not nn.WeightOp]
+    ops = [t for t in nn.NN.operations if t is not nn.WeightOp and t not in NOT_LOWERED]
     assert sorted(t.name for t in ops if t not in LOWERINGS) == []
     tested = {name.split("-")[0] for name in CASES}
     untested = sorted(t.name for t in ops if t.name.removeprefix("nn.") not in tested)
