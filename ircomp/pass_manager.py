@@ -532,11 +532,15 @@ class PassManager:
                 f"pass '{pass_name}' left IR that fails verification: {_first_line(err)}{where}"
             ) from None
 
-    def _pass_error(self, pass_name: str, err: Exception, module: ModuleOp) -> PassFailure:
+    def _pass_error(
+        self, pass_name: str, err: Exception, module: ModuleOp
+    ) -> PassFailure | InputError:
         op = getattr(err, "op", None)
         where = ""
         if isinstance(op, Operation):
             where = f"\n  at {_describe_op(module, op)}"
+        if isinstance(err, InputError):  # the model cannot take this pass: the user can fix it
+            return InputError(f"pass '{pass_name}': {err}{where}")
         kind = "" if isinstance(err, IrcompError) else f"{type(err).__name__}: "
         return PassFailure(f"pass '{pass_name}' failed: {kind}{_first_line(err)}{where}")
 

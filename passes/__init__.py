@@ -10,6 +10,7 @@ from ircomp.passes.constant_fold import ConstantFoldPass
 from ircomp.passes.cse import CommonSubexpressionEliminationPass
 from ircomp.passes.dce import DeadCodeEliminationPass
 from ircomp.passes.fold_batchnorm import FoldBatchNormPass
+from ircomp.passes.logic_extract import LogicExtractPass
 from ircomp.passes.shape_inference import ShapeInferencePass
 
 BUILTIN_PASSES = (
@@ -17,6 +18,7 @@ BUILTIN_PASSES = (
     ConstantFoldPass,
     DeadCodeEliminationPass,
     FoldBatchNormPass,
+    LogicExtractPass,
     ShapeInferencePass,
 )
 
@@ -26,5 +28,6 @@ __all__ = [
     "ConstantFoldPass",
     "DeadCodeEliminationPass",
     "FoldBatchNormPass",
+    "LogicExtractPass",
     "ShapeInferencePass",
 ]
