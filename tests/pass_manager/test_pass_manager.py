@@ -31,7 +31,7 @@ from ircomp.pass_manager import (
 )
 from ircomp.passes import BUILTIN_PASSES, ConstantFoldPass, FoldBatchNormPass
 
-BUILTINS = {"cse", "dce", "constant-fold", "fold-batchnorm", "shape-inference"}
+BUILTINS = {"cse", "dce", "constant-fold", "fold-batchnorm", "logic-extract", "shape-inference"}
 
 
 def _program() -> Program:
