@@ -230,7 +230,12 @@ def _model_only(out_dir: Path, name: str) -> dict:
 
 
 def measure_cortex_m4(
-    out_dir: Path, name: str = "model", *, run: bool = True, count: bool = True
+    out_dir: Path,
+    name: str = "model",
+    *,
+    run: bool = True,
+    count: bool = True,
+    timeout: float = QEMU_TIMEOUT_S,
 ) -> dict:
     """Build `<name>.elf` in a folder written by `build` (`make cortex-m4`), size it, and (with
     `run`) run the harness under QEMU. Writes (atomically) and returns the report
@@ -245,8 +250,9 @@ def measure_cortex_m4(
     bytes), `stack_bytes` (painted-stack high-water mark of `<name>_run`) and `output`; with
     `count`, `instructions` (exactly those of the `<name>_run` call, entry to return, counted
     by a QEMU plugin: `icount.py`) and `instructions_total` (the whole run).
-    Raises `ToolchainMissing` naming the Debian packages when the ARM toolchain or QEMU is not
-    installed, `RuntimeError` when the build fails.
+    `timeout` bounds the QEMU run in seconds. Raises `ToolchainMissing` naming the Debian
+    packages when the ARM toolchain or QEMU is not installed, `RuntimeError` when the build
+    fails.
     """
     out_dir = Path(out_dir).resolve()
     check_toolchain(run)
@@ -277,13 +283,13 @@ def measure_cortex_m4(
         if count:
             from ircomp.backends.c import icount
 
-            counts = icount.count_function(elf, f"{name}_run")
+            counts = icount.count_function(elf, f"{name}_run", timeout=timeout)
             status, text = counts.status, counts.output
             report["instructions"] = counts.per_inference
             report["instructions_total"] = counts.total
         else:
             cmd = [QEMU, *QEMU_FLAGS.split(), "-kernel", elf.name]
-            proc = _tool(cmd, out_dir, QEMU_TIMEOUT_S)
+            proc = _tool(cmd, out_dir, timeout)
             status, text = proc.returncode, proc.stdout + proc.stderr
         checksum = re.search(r"checksum (0x[0-9a-f]{8})", text)
         stack = re.search(r"stack (\d+) bytes", text)
