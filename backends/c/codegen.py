@@ -29,6 +29,7 @@ from ircomp.interpreter.windows import average_counts
 from ircomp.ir import shapes
 from ircomp.ir.program import Program
 from ircomp.numerics import Int, quantize_multiplier_array
+from ircomp.numerics.tflite import add_params, softmax_params
 
 CTYPES = {
     np.dtype(np.int8): "int8_t",
@@ -91,8 +92,78 @@ static int32_t ircomp_mbqm(int32_t x, int32_t multiplier, int32_t shift)
     int32_t shifted = left >= 32 ? 0 : ircomp_wrap_i32((uint32_t)x << left);
     return ircomp_rdbpot(ircomp_srdhm(shifted, multiplier), right);
 }""",
+    "sat_shl": """\
+/* gemmlowp SaturatingRoundingMultiplyByPOT<e> for 0 < e < 31: x * 2^e, saturated. */
+static int32_t ircomp_sat_shl(int32_t x, int32_t e)
+{
+    const int32_t threshold = (int32_t)(((int64_t)1 << (31 - e)) - 1);
+    if (x > threshold) return INT32_MAX;
+    if (x < -threshold) return INT32_MIN;
+    return x * ((int32_t)1 << e);
+}""",
+    "exp_q5": """\
+/* gemmlowp exp_on_interval_between_negative_one_quarter_and_0_excl (Q0.31 in and out). */
+static int32_t ircomp_exp_quarter(int32_t a)
+{
+    const int32_t constant_term = 1895147668; /* exp(-1/8) */
+    const int32_t constant_1_over_3 = 715827883;
+    const int32_t x = a + ((int32_t)1 << 28);
+    const int32_t x2 = ircomp_srdhm(x, x);
+    const int32_t x3 = ircomp_srdhm(x2, x);
+    const int32_t x4 = ircomp_srdhm(x2, x2);
+    const int32_t x4_over_4 = ircomp_rdbpot(x4, 2);
+    const int32_t poly =
+        ircomp_rdbpot(ircomp_srdhm(x4_over_4 + x3, constant_1_over_3) + x2, 1);
+    return constant_term + ircomp_srdhm(constant_term, x + poly);
 }
-HELPER_DEPS = {"mbqm": ("wrap_i32", "srdhm", "rdbpot")}
+
+/* gemmlowp exp_on_negative_values of a Q5.26 value <= 0, as Q0.31 (spec/numerics.md 5.7). */
+static int32_t ircomp_exp_q5(int32_t a)
+{
+    static const int32_t barrel[7] = {
+        1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242
+    };
+    const int32_t quarter = (int32_t)1 << 24;
+    const int32_t a_mod = (int32_t)((uint32_t)a & (uint32_t)(quarter - 1)) - quarter;
+    const int32_t remainder = a_mod - a;
+    int32_t result = ircomp_exp_quarter(ircomp_sat_shl(a_mod, 5));
+    int32_t k;
+    for (k = 0; k < 7; ++k)
+        if (remainder & ((int32_t)1 << (24 + k))) result = ircomp_srdhm(result, barrel[k]);
+    return a == 0 ? INT32_MAX : result;
+}""",
+    "recip": """\
+/* gemmlowp one_over_one_plus_x_for_x_in_0_1 (Q0.31 in and out; Newton-Raphson). */
+static int32_t ircomp_one_over_one_plus_x(int32_t a)
+{
+    const int64_t sum = (int64_t)a + INT32_MAX;
+    const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+    int32_t x = 1515870810 + ircomp_srdhm(half_denominator, -1010580540);
+    int32_t k;
+    for (k = 0; k < 3; ++k) {
+        const int32_t one_minus = ((int32_t)1 << 29) - ircomp_srdhm(half_denominator, x);
+        x = x + ircomp_sat_shl(ircomp_srdhm(x, one_minus), 2);
+    }
+    return ircomp_sat_shl(x, 1);
+}
+
+/* Leading zero bits of a 32-bit word (32 for 0). */
+static int32_t ircomp_clz32(uint32_t v)
+{
+    int32_t n = 0;
+    if (v == 0u) return 32;
+    while (!(v & 0x80000000u)) {
+        v <<= 1;
+        ++n;
+    }
+    return n;
+}""",
+}
+HELPER_DEPS = {
+    "mbqm": ("wrap_i32", "srdhm", "rdbpot"),
+    "exp_q5": ("srdhm", "rdbpot", "sat_shl"),
+    "recip": ("srdhm", "sat_shl"),
+}
 
 
 def sanitize(name: str) -> str:
@@ -212,6 +283,7 @@ ELEMENTWISE = (
     nn.MulOp,
     nn.DivOp,
     nn.SoftmaxOp,
+    nn.QAddOp,
 )
 
 
@@ -280,37 +352,31 @@ def _strides(shape: Sequence[int]) -> list[int]:
     return out[::-1]
 
 
-def _binary(op: Operation, ctx: _Ctx) -> _Kernel:
-    a, b, y = op.operands[0], op.operands[1], op.results[0]
-    va, vb, vy = ctx.vals[a], ctx.vals[b], ctx.vals[y]
-    if vy.ctype != "float":
-        raise InputError(
-            f"{_op_label(op)}: integer elementwise arithmetic is not in the C "
-            "backend yet (dequantize first)"
-        )
-    sym = {nn.AddOp: "+", nn.SubOp: "-", nn.MulOp: "*", nn.DivOp: "/"}[type(op)]
-    params = [("a", a, False), ("b", b, False), ("y", y, True)]
+def _broadcast_loops(va: _Value, vb: _Value, vy: _Value, element: str) -> list[str]:
+    """Loops writing `y` from `a` and `b` with numpy broadcasting; `element` is a C expression
+    of `{A}` and `{B}` (the operand elements)."""
     oshape = vy.shape
     rank = len(oshape)
+    n = _numel(oshape)
 
     def index(shape: tuple[int, ...]) -> list[int]:
         padded = (1,) * (rank - len(shape)) + shape
         st = _strides(padded)
         return [0 if padded[k] == 1 and oshape[k] != 1 else st[k] for k in range(rank)]
 
-    n = _numel(oshape)
-
     def flat(v: _Value) -> str | None:
-        if v.shape == oshape or _numel(v.shape) == n:
-            return "[i]" if _numel(v.shape) == n else None
+        if _numel(v.shape) == n:
+            return "[i]"
         if _numel(v.shape) == 1:
             return "[0]"
         return None
 
+    def subst(ea: str, eb: str) -> str:
+        return element.replace("{A}", ea).replace("{B}", eb)
+
     fa, fb = flat(va), flat(vb)
     if fa is not None and fb is not None:
-        loop = f"for (i = 0; i < {n}; ++i) y[i] = a{fa} {sym} b{fb};"
-        return _Kernel(params, ["int32_t i;", loop])
+        return ["int32_t i;", f"for (i = 0; i < {n}; ++i) y[i] = {subst('a' + fa, 'b' + fb)};"]
     sa, sb = index(va.shape), index(vb.shape)
     loops = [f"int32_t {', '.join(f'i{k}' for k in range(rank))};", "int32_t o = 0;"]
     indent = ""
@@ -322,8 +388,52 @@ def _binary(op: Operation, ctx: _Ctx) -> _Kernel:
         terms = [f"i{k} * {s}" if s != 1 else f"i{k}" for k, s in enumerate(st) if s]
         return " + ".join(terms) or "0"
 
-    loops.append(f"{indent}y[o++] = a[{expr(sa)}] {sym} b[{expr(sb)}];")
-    return _Kernel(params, loops)
+    loops.append(f"{indent}y[o++] = {subst(f'a[{expr(sa)}]', f'b[{expr(sb)}]')};")
+    return loops
+
+
+def _binary(op: Operation, ctx: _Ctx) -> _Kernel:
+    a, b, y = op.operands[0], op.operands[1], op.results[0]
+    va, vb, vy = ctx.vals[a], ctx.vals[b], ctx.vals[y]
+    if vy.ctype != "float":
+        raise InputError(
+            f"{_op_label(op)}: integer elementwise arithmetic is not in the C "
+            "backend yet (dequantize first)"
+        )
+    sym = {nn.AddOp: "+", nn.SubOp: "-", nn.MulOp: "*", nn.DivOp: "/"}[type(op)]
+    params = [("a", a, False), ("b", b, False), ("y", y, True)]
+    return _Kernel(params, _broadcast_loops(va, vb, vy, f"{{A}} {sym} {{B}}"))
+
+
+def _qadd(op: Operation, ctx: _Ctx) -> _Kernel:
+    """TFLite 8-bit ADD (spec/numerics.md 5.6): per-element function with the generation-time
+    multipliers of `add_params`, numpy broadcasting."""
+    a, b, y = op.operands[0], op.operands[1], op.results[0]
+    va, vb, vy = ctx.vals[a], ctx.vals[b], ctx.vals[y]
+    p = add_params(op.get("lhs_scale"), op.get("rhs_scale"), op.get("scale"))
+    lo, hi = repr_of(y).code_range()
+    clamp = op.get("clamp")
+    if clamp:
+        lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
+    fn = f"{ctx.prefix}_elem"
+    shift = 1 << p.left_shift
+    za, zb, zy = op.get("lhs_zero_point"), op.get("rhs_zero_point"), op.get("zero_point")
+    helper = [
+        f"static {vy.ctype} {fn}(int32_t a, int32_t b)",
+        "{",
+        f"    const int32_t sa = ircomp_mbqm((a - {_int_lit(za)}) * {shift}, "
+        f"{_int_lit(p.lhs_multiplier)}, {p.lhs_shift});",
+        f"    const int32_t sb = ircomp_mbqm((b - {_int_lit(zb)}) * {shift}, "
+        f"{_int_lit(p.rhs_multiplier)}, {p.rhs_shift});",
+        f"    const int32_t r = ircomp_mbqm(sa + sb, {_int_lit(p.out_multiplier)}, "
+        f"{p.out_shift}) + {_int_lit(zy)};",
+        f"    return ({vy.ctype})(r < {_int_lit(lo)} ? {_int_lit(lo)} : "
+        f"r > {_int_lit(hi)} ? {_int_lit(hi)} : r);",
+        "}",
+    ]
+    body = _broadcast_loops(va, vb, vy, f"{fn}((int32_t){{A}}, (int32_t){{B}})")
+    params = [("a", a, False), ("b", b, False), ("y", y, True)]
+    return _Kernel(params, body, helpers=("mbqm",), consts=["\n".join(helper)])
 
 
 def _mac_product(op: Operation, x: str, w: str, xc: str, wc: str, is_float: bool) -> str:
@@ -356,9 +466,33 @@ def _finish(is_float: bool, bias: bool, idx: str) -> str:
     return "ircomp_wrap_i32(acc + (uint32_t)b[" + idx + "])" if bias else "ircomp_wrap_i32(acc)"
 
 
-def _linear(op: Operation, ctx: _Ctx) -> _Kernel:
+@dataclass
+class _Store:
+    """How a MAC kernel stores an accumulator: plainly, or through a fused `nn.requantize`
+    (the int32 tensor is then never stored: spec/c_abi.md, fused requantization)."""
+
+    rq: Operation | None
+    ctx: _Ctx
+    consts: list[str] = field(default_factory=list)
+    helpers: tuple[str, ...] = ()
+
+    def output(self, mac: Operation) -> SSAValue:
+        return (self.rq or mac).results[0]
+
+    def lines(self, target: str, value: str, channel: str) -> list[str]:
+        if self.rq is None:
+            return [f"{target} = {value};"]
+        shape = self.ctx.vals[self.rq.results[0]].shape
+        stmts, self.helpers = _requant_stmts(
+            self.rq, shape, self.ctx.prefix, self.consts, "acc32", target, channel
+        )
+        return ["{", f"    const int32_t acc32 = {value};", *("    " + x for x in stmts), "}"]
+
+
+def _linear(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
     is_float, xc, wc, _ = _mac_types(op, ctx)
-    x, w, y = op.operands[0], op.operands[1], op.results[0]
+    store = _Store(rq, ctx)
+    x, w, y = op.operands[0], op.operands[1], store.output(op)
     bias = len(op.operands) > 2
     out_f, in_f = ctx.vals[w].shape
     rows = _numel(ctx.vals[x].shape) // in_f
@@ -376,16 +510,21 @@ def _linear(op: Operation, ctx: _Ctx) -> _Kernel:
         f"        const {wc}* wr = w + o * {in_f};",
         f"        {acc_t} acc = {zero};",
         f"        for (k = 0; k < {in_f}; ++k) acc += {prod};",
-        f"        y[m * {out_f} + o] = {_finish(is_float, bias, 'o')};",
+        *(
+            "        " + line
+            for line in store.lines(f"y[m * {out_f} + o]", _finish(is_float, bias, "o"), "o")
+        ),
         "    }",
         "}",
     ]
-    return _Kernel(params, body, helpers=() if is_float else ("wrap_i32",))
+    helpers = () if is_float else ("wrap_i32", *store.helpers)
+    return _Kernel(params, body, helpers=helpers, consts=store.consts)
 
 
-def _matmul(op: Operation, ctx: _Ctx) -> _Kernel:
+def _matmul(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
     is_float, ac, bc, _ = _mac_types(op, ctx)
-    a, b, y = op.operands[0], op.operands[1], op.results[0]
+    store = _Store(rq, ctx)
+    a, b, y = op.operands[0], op.operands[1], store.output(op)
     sa, sb, sy = ctx.vals[a].shape, ctx.vals[b].shape, ctx.vals[y].shape
     if len(sa) < 2 or len(sb) < 2:
         raise InputError(f"{_op_label(op)}: the C backend needs matmul operands of rank >= 2")
@@ -411,7 +550,12 @@ def _matmul(op: Operation, ctx: _Ctx) -> _Kernel:
         f"        for (c = 0; c < {n}; ++c) {{",
         f"            {acc_t} acc = {zero};",
         f"            for (j = 0; j < {k}; ++j) acc += {prod};",
-        f"            y[(t * {m} + r) * {n} + c] = {_finish(is_float, False, '')};",
+        *(
+            "            " + line
+            for line in store.lines(
+                f"y[(t * {m} + r) * {n} + c]", _finish(is_float, False, ""), "c"
+            )
+        ),
         "        }",
         "    }",
         "}",
@@ -419,14 +563,15 @@ def _matmul(op: Operation, ctx: _Ctx) -> _Kernel:
     return _Kernel(
         [("a", a, False), ("b", b, False), ("y", y, True)],
         body,
-        helpers=() if is_float else ("wrap_i32",),
-        consts=consts,
+        helpers=() if is_float else ("wrap_i32", *store.helpers),
+        consts=consts + store.consts,
     )
 
 
-def _conv2d(op: Operation, ctx: _Ctx) -> _Kernel:
+def _conv2d(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
     is_float, xc, wc, _ = _mac_types(op, ctx)
-    x, w, y = op.operands[0], op.operands[1], op.results[0]
+    store = _Store(rq, ctx)
+    x, w, y = op.operands[0], op.operands[1], store.output(op)
     bias = len(op.operands) > 2
     n, c, h, wd = ctx.vals[x].shape
     o, cg, kh, kw = ctx.vals[w].shape
@@ -468,14 +613,21 @@ def _conv2d(op: Operation, ctx: _Ctx) -> _Kernel:
         "                        }",
         "                    }",
         "                }",
-        f"                y[((ni * {o} + oc) * {oh} + oy) * {ow} + ox] = "
-        f"{_finish(is_float, bias, 'oc')};",
+        *(
+            "                " + line
+            for line in store.lines(
+                f"y[((ni * {o} + oc) * {oh} + oy) * {ow} + ox]",
+                _finish(is_float, bias, "oc"),
+                "oc",
+            )
+        ),
         "            }",
         "        }",
         "    }",
         "}",
     ]
-    return _Kernel(params, body, helpers=() if is_float else ("wrap_i32",))
+    helpers = () if is_float else ("wrap_i32", *store.helpers)
+    return _Kernel(params, body, helpers=helpers, consts=store.consts)
 
 
 def _window_loop(x_shape, y_shape, kernel, strides, padding, dilations, init, step, store):
@@ -570,8 +722,8 @@ def _pool(op: Operation, ctx: _Ctx) -> _Kernel:
         else:
             consts.append(_const_array(f"{ctx.prefix}_count", "int32_t", counts))
             cnt = f"{ctx.prefix}_count[oy * {vy.shape[3]} + ox]"
-        if ct == "float":
-            init, store = "double s = 0.0;", f"(float)(s / (double){cnt})"
+        if ct == "float":  # float32 sums in window order, one division (the interpreter's)
+            init, store = "float s = 0.0f;", f"s / (float){cnt}"
         else:
             init = "int64_t s = 0;"
             store = f"({ct}){_rounding_average('s', f'(int64_t){cnt}')}"
@@ -604,6 +756,57 @@ def _softmax(op: Operation, ctx: _Ctx) -> _Kernel:
         "}",
     ]
     return _Kernel([("x", x, False), ("y", y, True)], body)
+
+
+def _qsoftmax(op: Operation, ctx: _Ctx) -> _Kernel:
+    """TFLite 8-bit softmax (spec/numerics.md 5.7): gemmlowp fixed-point exp and reciprocal,
+    parameters from `softmax_params` at generation time."""
+    x, y = op.operands[0], op.results[0]
+    vy = ctx.vals[y]
+    shape = vy.shape
+    axis = shapes.normalize_axis(op.get("axis"), len(shape))
+    outer, length, inner = _numel(shape[:axis]), shape[axis], _numel(shape[axis + 1 :])
+    p = softmax_params(op.get("input_scale"), op.get("beta"))
+    lo, hi = repr_of(y).code_range()
+    idx = f"(o * {length} + j) * {inner} + q"
+    rescale = (
+        f"ircomp_srdhm((int32_t)((int64_t)d * ((int64_t)1 << {p.input_left_shift})), "
+        f"{_int_lit(p.input_multiplier)})"
+    )
+    body = [
+        "int32_t o, q, j;",
+        f"for (o = 0; o < {outer}; ++o) {{",
+        f"    for (q = 0; q < {inner}; ++q) {{",
+        f"        int32_t mx = x[o * {length * inner} + q];",
+        "        int32_t sum = 0, headroom, shift, scale;",
+        f"        for (j = 1; j < {length}; ++j) if (x[{idx}] > mx) mx = x[{idx}];",
+        f"        for (j = 0; j < {length}; ++j) {{",
+        f"            const int32_t d = (int32_t)x[{idx}] - mx;",
+        f"            if (d >= {_int_lit(p.diff_min)}) "
+        f"sum += ircomp_rdbpot(ircomp_exp_q5({rescale}), 12);",
+        "        }",
+        "        headroom = ircomp_clz32((uint32_t)sum);",
+        "        shift = 12 - headroom + 31 - 8;",
+        "        scale = ircomp_one_over_one_plus_x(",
+        "            ircomp_wrap_i32(((uint32_t)sum << headroom) - 0x80000000u));",
+        f"        for (j = 0; j < {length}; ++j) {{",
+        f"            const int32_t d = (int32_t)x[{idx}] - mx;",
+        f"            int32_t r = {_int_lit(lo)};",
+        f"            if (d >= {_int_lit(p.diff_min)}) {{",
+        f"                r = ircomp_rdbpot(ircomp_srdhm(scale, ircomp_exp_q5({rescale})), shift)"
+        f" + {_int_lit(lo)};",
+        f"                if (r > {_int_lit(hi)}) r = {_int_lit(hi)};",
+        "            }",
+        f"            y[{idx}] = ({vy.ctype})r;",
+        "        }",
+        "    }",
+        "}",
+    ]
+    return _Kernel(
+        [("x", x, False), ("y", y, True)],
+        body,
+        helpers=("wrap_i32", "exp_q5", "recip"),
+    )
 
 
 def _transpose(op: Operation, ctx: _Ctx) -> _Kernel:
@@ -675,6 +878,52 @@ def _scales(op: Operation, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarr
     return np.broadcast_to(scale, (ch,)), np.broadcast_to(zp, (ch,)), axis
 
 
+def _requant_stmts(
+    op: Operation,
+    shape: tuple[int, ...],
+    prefix: str,
+    consts: list[str],
+    acc: str,
+    target: str,
+    index: str = "c",
+) -> tuple[list[str], tuple[str, ...]]:
+    """C statements applying `nn.requantize` `op` to the int32 expression `acc` and storing
+    the code in `target`; per-channel tables (appended to `consts`) are read at `index`."""
+    y = op.results[0]
+    ctype = _ctype(repr_of(y), _op_label(op))
+    scale, zp, _ = _scales(op, shape)
+
+    def table(name: str, t: str, values: np.ndarray) -> str:
+        if values.size == 1:
+            return (_float_lit if t == "float" else _int_lit)(values.reshape(-1)[0])
+        consts.append(_const_array(f"{prefix}_{name}", t, values))
+        return f"{prefix}_{name}[{index}]"
+
+    lo, hi = repr_of(y).code_range()
+    clamp = op.get("clamp")
+    if clamp:
+        lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
+    in_zp = op.get("input_zero_point")
+    z = table("zp", "int32_t", zp)
+    value = f"(int32_t)((int64_t){acc} - {in_zp})" if in_zp else f"(int32_t){acc}"
+    if op.get("mode") == "onnx":
+        s = table("scale", "float", scale)
+        first = f"const int32_t r = ircomp_round_half_even((float){value} * {s}) + {z};"
+        helpers: tuple[str, ...] = ("round_half_even",)
+    elif op.get("mode") == "integer":
+        mult, shift = quantize_multiplier_array(scale)
+        m, sh = table("mult", "int32_t", mult), table("shift", "int32_t", shift)
+        first = f"const int32_t r = ircomp_mbqm({value}, {m}, {sh}) + {z};"
+        helpers = ("mbqm",)
+    else:
+        raise InputError(f"{_op_label(op)}: unknown requantize mode {op.get('mode')!r}")
+    return [
+        first,
+        f"{target} = ({ctype})(r < {_int_lit(lo)} ? {_int_lit(lo)} : "
+        f"r > {_int_lit(hi)} ? {_int_lit(hi)} : r);",
+    ], helpers
+
+
 def _scaled_cast(op: Operation, ctx: _Ctx) -> _Kernel:
     x, y = op.operands[0], op.results[0]
     vx, vy = ctx.vals[x], ctx.vals[y]
@@ -717,29 +966,7 @@ def _scaled_cast(op: Operation, ctx: _Ctx) -> _Kernel:
     # requantize
     if vx.ctype == "float" or vy.ctype == "float":
         raise InputError(f"{_op_label(op)}: requantize needs integer codes")
-    lo, hi = repr_of(y).code_range()
-    clamp = op.get("clamp")
-    if clamp:
-        lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
-    in_zp = op.get("input_zero_point")
-    z = table("zp", "int32_t", zp)
-    acc = f"(int32_t)((int64_t)x[i] - {in_zp})" if in_zp else "(int32_t)x[i]"
-    if op.get("mode") == "onnx":
-        s = table("scale", "float", scale)
-        first = f"int32_t r = ircomp_round_half_even((float){acc} * {s}) + {z};"
-        helpers: tuple[str, ...] = ("round_half_even",)
-    elif op.get("mode") == "integer":
-        mult, shift = quantize_multiplier_array(scale)
-        m, sh = table("mult", "int32_t", mult), table("shift", "int32_t", shift)
-        first = f"int32_t r = ircomp_mbqm({acc}, {m}, {sh}) + {z};"
-        helpers = ("mbqm",)
-    else:
-        raise InputError(f"{_op_label(op)}: unknown requantize mode {op.get('mode')!r}")
-    stmt = [
-        first,
-        f"y[i] = ({vy.ctype})(r < {_int_lit(lo)} ? {_int_lit(lo)} : "
-        f"r > {_int_lit(hi)} ? {_int_lit(hi)} : r);",
-    ]
+    stmt, helpers = _requant_stmts(op, shape, p, consts, "x[i]", "y[i]")
     body = _channel_loop(shape, axis, stmt)
     return _Kernel(params, body, helpers=helpers, consts=consts)
 
@@ -766,8 +993,11 @@ KERNELS = {
     nn.QuantizeOp: _scaled_cast,
     nn.DequantizeOp: _scaled_cast,
     nn.RequantizeOp: _scaled_cast,
+    nn.QAddOp: _qadd,
+    nn.QSoftmaxOp: _qsoftmax,
 }
 ALIASES = (nn.ReshapeOp, nn.FlattenOp)
+MAC_KERNELS = {nn.LinearOp: _linear, nn.MatMulOp: _matmul, nn.Conv2dOp: _conv2d}
 
 
 # ---- the model ----------------------------------------------------------------------------
@@ -813,8 +1043,39 @@ class _Generator:
         assert isinstance(ret, func.ReturnOp)
         self.outputs = list(ret.operands)
         self.ops = self._live_ops(ops[:-1])
+        # requantize -> the integer MAC it is fused with (the MAC is not emitted on its own)
+        self.fused = self._fusions()
+        fused_macs = set(self.fused.values())
+        self.ops = [op for op in self.ops if op not in fused_macs]
         self.vals: dict[SSAValue, _Value] = {}
         self.weights: dict[SSAValue, np.ndarray] = {}
+
+    def _fusions(self) -> dict[Operation, Operation]:
+        """Integer MACs whose only use is an `nn.requantize` whose per-channel axis (if any)
+        is the MAC's output channel: fused into one kernel, no int32 tensor in the arena."""
+        fused: dict[Operation, Operation] = {}
+        outputs = set(self.outputs)
+        for op in self.ops:
+            if not isinstance(op, nn.RequantizeOp):
+                continue
+            acc = op.operands[0]
+            mac = acc.owner
+            if not isinstance(mac, nn.LinearOp | nn.MatMulOp | nn.Conv2dOp):
+                continue
+            if acc in outputs or len(list(acc.uses)) != 1 or repr_of(acc).is_float:
+                continue
+            rank = len(_shape(acc, _op_label(mac)))
+            if len(op.get("scale")) > 1 or len(op.get("zero_point")) > 1:
+                channel = 1 if isinstance(mac, nn.Conv2dOp) else rank - 1
+                if shapes.normalize_axis(op.get("axis"), rank) != channel:
+                    continue
+            fused[op] = mac
+        return fused
+
+    def operands_of(self, op: Operation) -> Sequence[SSAValue]:
+        """The values an emitted kernel reads (a fused requantize reads its MAC's operands)."""
+        mac = self.fused.get(op)
+        return mac.operands if mac is not None else op.operands
 
     def _live_ops(self, ops: list[Operation]) -> list[Operation]:
         live: set[SSAValue] = set(self.outputs)
@@ -854,6 +1115,10 @@ class _Generator:
             self.vals[arg] = _Value(_ctype(repr_of(arg), what), _shape(arg, what), arg, "input")
         for op in self.ops:
             label = _op_label(op)
+            mac = self.fused.get(op)
+            if mac is not None:
+                r = mac.results[0]
+                self.vals[r] = _Value(_ctype(repr_of(r), label), _shape(r, label), r, "fused")
             if isinstance(op, nn.WeightOp):
                 r = op.result
                 self.vals[r] = _Value(_ctype(repr_of(r), label), _shape(r, label), r, "weight")
@@ -885,7 +1150,7 @@ class _Generator:
         index = {op: k for k, op in enumerate(self.ops)}
         end: dict[SSAValue, int] = {}
         for k, op in enumerate(self.ops):
-            for v in op.operands:
+            for v in self.operands_of(op):
                 end[self.root(v)] = k
         for _, v in self.copies:
             end[self.root(v)] = len(self.ops)
@@ -963,10 +1228,20 @@ class _Generator:
             if isinstance(op, ALIASES):
                 calls.append(f"    {comment[:-3]}: shares the storage of its input */")
                 continue
-            fname = f"op{k}_{sanitize(op.name.removeprefix('nn.'))}"
+            mac = self.fused.get(op)
+            kind = op.name.removeprefix("nn.")
+            if mac is not None:
+                layer = nn.op_name(mac) or layer
+                kind = f"{mac.name.removeprefix('nn.')}_{kind}"
+                comment = f"/* {mac.name} + {op.name}" + (f" '{layer}'" if layer else "") + " */"
+            fname = f"op{k}_{sanitize(kind)}"
             if layer:
                 fname += "_" + sanitize(layer)
-            kern = KERNELS[type(op)](op, _Ctx(self.vals, fname, self.weights))
+            ctx = _Ctx(self.vals, fname, self.weights)
+            if mac is not None:
+                kern = MAC_KERNELS[type(mac)](mac, ctx, op)
+            else:
+                kern = KERNELS[type(op)](op, ctx)
             for h in kern.helpers:
                 for dep in (*HELPER_DEPS.get(h, ()), h):
                     if dep not in helpers:
