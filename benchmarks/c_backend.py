@@ -51,6 +51,7 @@ from ircomp.backends.c.cortex_m4 import (
     LINKER_SCRIPT,
     STARTUP,
     measure_cortex_m4,
+    profile_ops,
     section_sizes,
 )
 from ircomp.backends.c.icount import count_function
@@ -65,6 +66,7 @@ MLPERF = Path("/work/shared/benchmarks/mlperf-tiny")
 SECTION = "## C backend: Cortex-M4 instructions, flash, RAM; host latency"
 QEMU_TIMEOUT = 900.0
 # ANCHORS.md, measured on a Cortex-M4F under qemu-system-arm (mps2-an386) the same way
+MACS = {"kws": 2.66e6, "vww": 7.49e6, "ic": 12.5e6, "ad": 0.264e6}  # ANCHORS.md
 TFLM = {  # instructions CMSIS-NN, instructions reference kernels, arena bytes, liveness minimum
     "kws": (7.70e6, 43.0e6, 22_820, 16_000),
     "vww": (24.3e6, 100.4e6, 100_708, 55_296),
@@ -191,6 +193,7 @@ def measure_ircomp(case: Case, folder: Path) -> dict:
     if not report["passed"]:
         raise RuntimeError(f"{case.name}: the Cortex-M4 harness failed:\n{report['output']}")
     result = {**info, **report, "mode": case.mode}
+    result["profile"] = profile_ops(out, case.name, timeout=QEMU_TIMEOUT)
     if case.tflite_ref is not None:
         got = run(case.program, case.inputs)[0]
         diff = np.abs(got.astype(np.int32) - case.tflite_ref.astype(np.int32))
@@ -460,10 +463,18 @@ def render(rows: list[dict], args: argparse.Namespace, rounds: int, reps: int) -
     gcc = subprocess.run(["gcc", "-dumpfullversion"], capture_output=True, text=True).stdout
     arm = subprocess.run([ARM_CC, "-dumpversion"], capture_output=True, text=True).stdout
     qemu = subprocess.run(["qemu-system-arm", "--version"], capture_output=True, text=True)
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "backends", "frontends", "ircomp"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    commit = head.stdout.strip() + (" + uncommitted changes in the tree" if dirty else "")
     lines = [
         f"{SECTION} ({when})",
         "",
-        f"Command: `{' '.join(['python benchmarks/c_backend.py', *sys.argv[1:]])}`  ",
+        f"Command: `{' '.join(['python benchmarks/c_backend.py', *sys.argv[1:]])}` at {commit}  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({platform.processor() or 'cpu'}), "
         f"Python {platform.python_version()}; gcc {gcc.strip()}, arm-none-eabi-gcc {arm.strip()}, "
         f"{qemu.stdout.splitlines()[0]}, onnxruntime {onnxruntime.__version__}  ",
@@ -477,8 +488,8 @@ def render(rows: list[dict], args: argparse.Namespace, rounds: int, reps: int) -
         "",
         "### Cortex-M4F per inference",
         "",
-        "| model | implementation | instructions | / ircomp | flash (B) | RAM (B) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| model | implementation | instructions | / ircomp | instr/MAC | flash (B) | RAM (B) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         ours = r["instructions"]
@@ -493,8 +504,11 @@ def render(rows: list[dict], args: argparse.Namespace, rounds: int, reps: int) -
             impls.append(("TFLM reference kernels (ANCHORS.md)", t[1], None, None))
         for label, n, flash, ram in impls:
             ratio = "1" if label.startswith("ircomp") else f"{n / ours:.2f}x"
+            macs = MACS.get(r["model"])
+            per_mac = f"{n / macs:.1f}" if macs else "n/a"
             lines.append(
-                f"| {r['model']} | {label} | {_m(n)} | {ratio} | {_b(flash)} | {_b(ram)} |"
+                f"| {r['model']} | {label} | {_m(n)} | {ratio} | {per_mac} | {_b(flash)} | "
+                f"{_b(ram)} |"
             )
     lines += [
         "",
@@ -549,6 +563,14 @@ def render(rows: list[dict], args: argparse.Namespace, rounds: int, reps: int) -
                 )
             elif r.get(f"{peer}_error"):
                 bits.append(f"{peer}: failed ({r[f'{peer}_error']})")
+        prof = r.get("profile")
+        if prof and prof["ops"]:
+            top = sorted(prof["ops"], key=lambda t: -t[1])[:3]
+            bits.append(
+                "hottest ops (profile build, "
+                + f"{_m(prof['total'])}): "
+                + ", ".join(f"`{op[:48]}` {_m(n)} ({n / prof['total']:.0%})" for op, n in top)
+            )
         bits += r.get("notes", [])
         lines.append(f"* {r['model']}: " + "; ".join(bits))
     return "\n".join(lines) + "\n"

@@ -306,6 +306,39 @@ def measure_cortex_m4(
     return report
 
 
+def profile_ops(out_dir: Path, name: str = "model", *, timeout: float = QEMU_TIMEOUT_S) -> dict:
+    """Instructions per generated op function of one `<name>_run`, in one QEMU run.
+
+    gcc inlines the op functions (static, called once) into `<name>_run`, so this builds a
+    separate `<name>_profile.elf` from a copy of `<name>.c` whose op functions are marked
+    `noinline, noclone` (helpers stay inlined into them), otherwise as `make cortex-m4`. Returns
+    {"total": instructions of `<name>_run` in that build, "ops": [(function, instructions)] in
+    call order, "other": the rest (the run's own code and copies)}. The profile build differs
+    from the measured one by one call per op.
+    """
+    from ircomp.backends.c import icount
+
+    out_dir = Path(out_dir).resolve()
+    check_toolchain(True)
+    source = (out_dir / f"{name}.c").read_text()
+    pattern = re.compile(r"^static (void|int) (op\d+_\w+)\(", re.M)
+    ops = [m.group(2) for m in pattern.finditer(source)]
+    marked = pattern.sub(r"static __attribute__((noinline, noclone)) \1 \2(", source)
+    (out_dir / f"{name}_profile.c").write_text(marked)
+    elf = f"{name}_profile.elf"
+    cmd = [ARM_CC, *ARM_CFLAGS.split(), "-DIRCOMP_CORTEX_M4", *ARM_LDFLAGS.split(), "-o", elf]
+    cmd += ["main.c", f"{name}_profile.c", "startup_cortex_m4.c", *ARM_LIBS.split()]
+    proc = _tool(cmd, out_dir, 300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"profile build failed:\n{proc.stdout}{proc.stderr}")
+    counts, per_op = icount.profile(out_dir / elf, f"{name}_run", ops, timeout=timeout)
+    if counts.status != 0:
+        raise RuntimeError(f"profile run failed (status {counts.status}):\n{counts.output}")
+    rows = [(op, per_op[op][1]) for op in ops if op in per_op]
+    total = counts.per_inference
+    return {"total": total, "ops": rows, "other": total - sum(n for _, n in rows)}
+
+
 def write_report(path: Path, report: dict) -> None:
     """Write `report` as sorted, indented JSON through a temporary file renamed onto `path`."""
     text = json.dumps(report, indent=2, sort_keys=True) + "\n"
@@ -316,6 +349,7 @@ __all__ = [
     "ToolchainMissing",
     "check_toolchain",
     "measure_cortex_m4",
+    "profile_ops",
     "section_sizes",
     "write_report",
 ]

@@ -3,6 +3,7 @@ whose count is known instruction by instruction, and the model report built on i
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -135,3 +136,21 @@ def test_missing_tools_name_debian_packages(monkeypatch, tmp_path: Path) -> None
     monkeypatch.setenv("PATH", str(empty))
     with pytest.raises(ToolchainMissing, match=r"binutils-arm-none-eabi.*qemu-system-arm"):
         check_tools()
+
+
+@needs_arm
+def test_profile_splits_the_run_by_op(tmp_path: Path) -> None:
+    from ircomp.backends.c.cortex_m4 import profile_ops
+
+    out = build(int8_mlp("integer"), tmp_path / "mlp", "mlp")
+    prof = profile_ops(out, "mlp")
+    names = [op for op, _ in prof["ops"]]
+    source = (out / "mlp.c").read_text()
+    assert names and all(re.search(rf"^static (void|int) {op}\(", source, re.M) for op in names)
+    assert any("linear" in op for op in names)
+    assert all(n > 0 for _, n in prof["ops"])
+    assert prof["other"] >= 0
+    assert sum(n for _, n in prof["ops"]) + prof["other"] == prof["total"]
+    # the linear layers hold nearly all the work: 4 x (32 x 16 + 8 x 32) MACs
+    linear = sum(n for op, n in prof["ops"] if "linear" in op)
+    assert linear > 4 * (32 * 16 + 8 * 32) and linear > prof["total"] // 2
