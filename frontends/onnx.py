@@ -32,7 +32,12 @@ axis). The QDQ pattern `DQ(x), DQ(w), DQ(b) -> Conv|MatMul|Gemm -> [Relu|Clip] -
 QLinearConv / QLinearMatMul) becomes an integer `nn.conv2d` / `nn.linear` with zero points and
 the int32 bias, then `nn.requantize {mode = "onnx"}` with the scale onnxruntime computes,
 `float32(sx) * float32(sw) / float32(sy)` per output channel; a Relu/Clip in between becomes the
-requantize clamp. `DQ -> (MaxPool | Reshape | Flatten | Transpose | Squeeze | Unsqueeze |
+requantize clamp. A MatMul followed by an `Add` of a dequantized int32 bias (tf2onnx's
+FULLY_CONNECTED) is fused the same way. `load(..., requant_mode="integer")` imports with TFLite /
+TFLite Micro semantics instead (spec/numerics.md 5.8): `mode = "integer"` requantizations with
+TFLite's double-precision scale `sx * sw / sy`, `DQ(a) + DQ(b) [-> Relu] -> Q` as `nn.qadd`,
+`DQ -> Softmax -> Q(1/256)` as `nn.qsoftmax`, average pools on the codes.
+`DQ -> (MaxPool | Reshape | Flatten | Transpose | Squeeze | Unsqueeze |
 Identity | Concat of equal scales)` runs on the codes (exact: these ops commute with the
 monotone dequantization), and a following `Q` with the same parameters is the identity. Any
 other op on dequantized values computes in float between `nn.dequantize` and `nn.quantize`.
