@@ -209,7 +209,8 @@ def _load_model(path: Path, weights: str | None) -> tuple[object, str]:
 
 def _build_c(program: object, args: argparse.Namespace) -> int:
     """`build --target c`: check --max-ram against the planned arena before writing anything,
-    write the folder, measure on the Cortex-M4 when asked, write report.json, print a summary."""
+    write the folder, measure on the Cortex-M4 when asked, print a summary, write report.json
+    (with --report, --max-ram or --cortex-m4-report)."""
     from ircomp.backends.c import build as build_c
     from ircomp.backends.c import report as c_report
 
@@ -230,11 +231,12 @@ def _build_c(program: object, args: argparse.Namespace) -> int:
         from ircomp.backends.c.cortex_m4 import measure_cortex_m4
 
         report.update(measure_cortex_m4(out, info["name"]))
-    from ircomp.backends.c.cortex_m4 import write_report
-
-    write_report(out / "report.json", report)
     print(c_report.summary(report))
-    print(f"wrote {out}/report.json")
+    if args.report or args.cortex_m4_report or max_ram is not None:
+        from ircomp.backends.c.cortex_m4 import write_report
+
+        write_report(out / "report.json", report)
+        print(f"wrote {out}/report.json")
     if args.cortex_m4_report and not report.get("passed"):
         raise IrcompError(
             f"the Cortex-M4 build ran but its outputs do not match the golden interpreter "
@@ -246,8 +248,8 @@ def _build_c(program: object, args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    if args.target != "c" and (args.max_ram is not None or args.cortex_m4_report):
-        raise InputError("--max-ram and --cortex-m4-report apply to --target c only")
+    if args.target != "c" and (args.max_ram is not None or args.cortex_m4_report or args.report):
+        raise InputError("--max-ram, --report and --cortex-m4-report apply to --target c only")
     program, source = _load_model(Path(args.input), args.weights)
     if args.target == "pytorch":
         from ircomp.backends.pytorch import build
@@ -339,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="c: fail (exit 2, printing the per-tensor arena plan) when the arena, or with "
         "--cortex-m4-report the model's measured RAM incl. stack, exceeds BYTES (e.g. 65536, 64K)",
+    )
+    build.add_argument(
+        "--report",
+        action="store_true",
+        help="c: write report.json (arena plan, weights, I/O bytes; always written with "
+        "--max-ram or --cortex-m4-report)",
     )
     build.add_argument(
         "--cortex-m4-report",
