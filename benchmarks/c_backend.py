@@ -493,7 +493,8 @@ def render(rows: list[dict], args: argparse.Namespace, rounds: int, reps: int) -
     ]
     for r in rows:
         ours = r["instructions"]
-        impls = [(f"ircomp ({r['mode']})", ours, r["model_flash"], r.get("model_ram"))]
+        mode = "" if r["mode"] == "as built" else f" ({r['mode']} requantize)"
+        impls = [(f"ircomp{mode}", ours, r["model_flash"], r.get("model_ram"))]
         for key, label in (("emx", "emx-onnx-cgen 1.4.0"), ("emlearn", "emlearn 0.23.2")):
             if r.get(key):
                 p = r[key]
@@ -564,6 +565,12 @@ def render(rows: list[dict], args: argparse.Namespace, rounds: int, reps: int) -
             elif r.get(f"{peer}_error"):
                 bits.append(f"{peer}: failed ({r[f'{peer}_error']})")
         prof = r.get("profile")
+        if prof and prof["total"] != r["instructions"]:
+            change = prof["total"] / r["instructions"] - 1
+            bits.append(
+                f"with its op functions kept out of line (`noinline, noclone`, the profile "
+                f"build) the run takes {_m(prof['total'])} instructions ({change:+.0%})"
+            )
         if prof and prof["ops"]:
             top = sorted(prof["ops"], key=lambda t: -t[1])[:3]
             bits.append(

@@ -4,6 +4,7 @@
 set -euo pipefail
 PACKAGES=(
     dataset-fashion-mnist   # Fashion-MNIST IDX files for ircomp.train and the reference models
+    gcc                     # C backend: host builds (`make check`) and the QEMU icount plugin
     gcc-arm-none-eabi       # C backend: cross-compile for Cortex-M4 (`make cortex-m4`)
     libnewlib-arm-none-eabi # C backend: newlib C library + rdimon semihosting for Cortex-M4
     qemu-system-arm         # C backend: run Cortex-M4 builds on mps2-an386 (`make run-cortex-m4`)
