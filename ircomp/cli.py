@@ -177,7 +177,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     from ircomp.ir.program import save_program
 
     shapes = dict(_parse_input_shape(t) for t in args.input_shape)
-    program = onnx_frontend.load(args.input, input_shapes=shapes or None)
+    program = onnx_frontend.load(
+        args.input, input_shapes=shapes or None, requant_mode=args.requant_mode
+    )
     save_program(program, Path(args.output), generic=args.generic)
     return 0
 
@@ -187,7 +189,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 BUILD_TARGETS = ("pytorch", "c")
 
 
-def _load_model(path: Path, weights: str | None) -> tuple[object, str]:
+def _load_model(
+    path: Path, weights: str | None, requant_mode: str = "onnx"
+) -> tuple[object, str]:
     """A .mlir program (weights beside it) or an .onnx model, for `build`."""
     from ircomp.ir.program import load_program
 
@@ -201,7 +205,7 @@ def _load_model(path: Path, weights: str | None) -> tuple[object, str]:
         load = getattr(onnx_frontend, "load", None)
         if load is None:
             raise InputError(f"cannot read {path}: this ircomp has no ONNX frontend yet")
-        return load(str(path)), path.name
+        return load(str(path), requant_mode=requant_mode), path.name
     if path.suffix != ".mlir":
         raise InputError(f"{path}: expected a .mlir or .onnx model")
     return load_program(path, Path(weights) if weights else None), path.name
@@ -250,7 +254,7 @@ def _build_c(program: object, args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     if args.target != "c" and (args.max_ram is not None or args.cortex_m4_report or args.report):
         raise InputError("--max-ram, --report and --cortex-m4-report apply to --target c only")
-    program, source = _load_model(Path(args.input), args.weights)
+    program, source = _load_model(Path(args.input), args.weights, args.requant_mode)
     if args.target == "pytorch":
         from ircomp.backends.pytorch import build
 
@@ -272,6 +276,16 @@ def cmd_passes(args: argparse.Namespace) -> int:
 
 
 # ---- entry point --------------------------------------------------------------------------
+
+
+def _add_requant_mode(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--requant-mode",
+        choices=("onnx", "integer"),
+        default="onnx",
+        help="integer semantics of QDQ ONNX models: 'onnx' (bit-exact with onnxruntime, the "
+        "default) or 'integer' (TFLite / TFLite Micro multiplier + shift)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fix the shape of an input (e.g. a symbolic batch); repeatable",
     )
     imp.add_argument("--generic", action="store_true", help="print the generic MLIR form")
+    _add_requant_mode(imp)
     imp.set_defaults(handler=cmd_import)
 
     build = sub.add_parser("build", help="generate code for a target from .mlir or .onnx")
@@ -336,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--target", required=True, choices=BUILD_TARGETS, help="code target")
     build.add_argument("-o", "--output", required=True, help="output folder (replaced whole)")
     build.add_argument("--weights", help="weights file (default: the .safetensors beside input)")
+    _add_requant_mode(build)
     build.add_argument(
         "--max-ram",
         metavar="BYTES",
