@@ -20,6 +20,7 @@ from xdsl.dialects import func
 from xdsl.ir import Operation, SSAValue
 
 from ircomp.backends.c import cortex_m4
+from ircomp.backends.c import fast as fast_kernels
 from ircomp.backends.c.plan import Buffer, plan
 from ircomp.dialects import nn
 from ircomp.errors import InputError
@@ -159,7 +160,9 @@ static int32_t ircomp_clz32(uint32_t v)
     return n;
 }""",
 }
+HELPERS.update(fast_kernels.HELPERS)
 HELPER_DEPS = {
+    **fast_kernels.HELPER_DEPS,
     "mbqm": ("wrap_i32", "srdhm", "rdbpot"),
     "exp_q5": ("srdhm", "rdbpot", "sat_shl"),
     "recip": ("srdhm", "sat_shl"),
@@ -243,6 +246,7 @@ class _Kernel:
     returns_error: bool = False
     helpers: tuple[str, ...] = ()
     consts: list[str] = field(default_factory=list)
+    scratch: bool = False  # takes `int16_t* s`, its arena scratch buffer
 
 
 @dataclass(frozen=True)
@@ -483,8 +487,9 @@ class _Store:
         if self.rq is None:
             return [f"{target} = {value};"]
         shape = self.ctx.vals[self.rq.results[0]].shape
+        tables: list[str] = [] if self.consts else self.consts  # emitted on the first call
         stmts, self.helpers = _requant_stmts(
-            self.rq, shape, self.ctx.prefix, self.consts, "acc32", target, channel
+            self.rq, shape, self.ctx.prefix, tables, "acc32", target, channel
         )
         return ["{", f"    const int32_t acc32 = {value};", *("    " + x for x in stmts), "}"]
 
@@ -1032,7 +1037,11 @@ def _elem_size(ctype: str) -> int:
 
 
 class _Generator:
-    def __init__(self, program: Program, name: str) -> None:
+    def __init__(self, program: Program, name: str, kernels: str = "portable") -> None:
+        if kernels not in fast_kernels.KERNEL_CHOICES:
+            raise InputError(
+                f"kernels must be one of {', '.join(fast_kernels.KERNEL_CHOICES)}, got {kernels!r}"
+            )
         self.program = program
         self.name = c_name(name)
         self.upper = self.name.upper()
@@ -1049,6 +1058,21 @@ class _Generator:
         self.ops = [op for op in self.ops if op not in fused_macs]
         self.vals: dict[SSAValue, _Value] = {}
         self.weights: dict[SSAValue, np.ndarray] = {}
+        # fused requantize -> its fast kernel ("conv", "dw", "linear"); weights stored reordered
+        self.fast: dict[Operation, str] = {}
+        self.reordered: set[SSAValue] = set()
+        self.scratch_offset: dict[Operation, int] = {}
+        if kernels == "fast":
+            for rq, mac in self.fused.items():
+                kind = fast_kernels.fast_kind(mac)
+                weight = mac.operands[1]
+                if kind is None:
+                    continue
+                if fast_kernels.reorders_weights(kind):
+                    if len(list(weight.uses)) != 1:  # the weight array is shared: keep it
+                        continue
+                    self.reordered.add(weight)
+                self.fast[rq] = kind
 
     def _fusions(self) -> dict[Operation, Operation]:
         """Integer MACs whose only use is an `nn.requantize` whose per-channel axis (if any)
@@ -1177,9 +1201,17 @@ class _Generator:
                             break
                 label = f"{op.name} {nn.op_name(op) or ''}".strip()
                 buffers.append(Buffer(r, label, size, k, end.get(r, k), host))
+            if op in self.fast:
+                mac = self.fused[op]
+                size = fast_kernels.scratch_bytes(self.fast[op], mac, lambda v: self.vals[v].shape)
+                label = f"scratch {mac.name} {nn.op_name(mac) or ''}".strip()
+                buffers.append(Buffer(("scratch", k), label, size, k, k))
         size = plan(buffers)
         for b in buffers:
-            self.vals[b.key].ref = str(b.offset)  # type: ignore[index]
+            if isinstance(b.key, tuple):
+                self.scratch_offset[self.ops[b.key[1]]] = b.offset
+            else:
+                self.vals[b.key].ref = str(b.offset)  # type: ignore[index]
         entries = tuple((b.label, b.offset, b.size, b.start, b.end) for b in buffers)
         return ArenaPlan(size, entries, sum(b.size for b in buffers))
 
@@ -1198,11 +1230,12 @@ class _Generator:
             if not isinstance(op, nn.WeightOp):
                 continue
             val = self.vals[op.result]
-            key = (op.hash.data, val.ctype)
+            reorder = op.result in self.reordered
+            key = (op.hash.data, val.ctype, reorder)
             if key in seen:
                 val.ref = seen[key]
                 continue
-            base = "w_" + sanitize(op.weight_name.data)
+            base = "w_" + sanitize(op.weight_name.data) + ("_r4" if reorder else "")
             cname, n = base, 1
             while cname in used_names:
                 n += 1
@@ -1211,7 +1244,11 @@ class _Generator:
             seen[key] = cname
             val.ref = cname
             data = np.asarray(self.program.weights.get(op.hash.data))
-            out.append(f"/* nn.weight '{op.weight_name.data}' {op.result.type} */")
+            note = ""
+            if reorder:
+                data = fast_kernels.reorder_rows(data)
+                note = ", rows in groups of 4 stored w0 w2 w1 w3 (fast kernels)"
+            out.append(f"/* nn.weight '{op.weight_name.data}' {op.result.type}{note} */")
             out.append(_const_array(cname, val.ctype, data))
         return out
 
@@ -1238,7 +1275,9 @@ class _Generator:
             if layer:
                 fname += "_" + sanitize(layer)
             ctx = _Ctx(self.vals, fname, self.weights)
-            if mac is not None:
+            if op in self.fast:
+                kern = self._fast_kernel(op, ctx)
+            elif mac is not None:
                 kern = MAC_KERNELS[type(mac)](mac, ctx, op)
             else:
                 kern = KERNELS[type(op)](op, ctx)
@@ -1252,6 +1291,8 @@ class _Generator:
                 else f"const {self.vals[v].ctype}* {pname}"
                 for pname, v, is_out in kern.params
             )
+            if kern.scratch:
+                params += ", int16_t* s"
             ret = "int" if kern.returns_error else "void"
             body = [line.replace("ERR_NAN", f"{self.upper}_ERR_NAN") for line in kern.body]
             funcs.append(comment)
@@ -1262,6 +1303,8 @@ class _Generator:
             funcs.append("}")
             funcs.append("")
             args = ", ".join(self.ptr(v) for _, v, _ in kern.params)
+            if kern.scratch:
+                args += f", ARENA({self.scratch_offset[op]}, int16_t)"
             if kern.returns_error:
                 any_error = True
                 calls.append(f"    err = {fname}({args});")
@@ -1273,6 +1316,19 @@ class _Generator:
             nbytes = _numel(val.shape) * _elem_size(val.ctype)
             calls.append(f"    memcpy({self.out_names[j]}, {self.ptr(v)}, {nbytes});")
         return funcs, calls, helpers, any_error
+
+    def _fast_kernel(self, rq: Operation, ctx: _Ctx) -> _Kernel:
+        mac = self.fused[rq]
+        store = _Store(rq, ctx)
+        body = fast_kernels.kernel_body(
+            self.fast[rq], mac, lambda v: self.vals[v].shape, store.lines
+        )
+        params = [("x", mac.operands[0], False), ("w", mac.operands[1], False)]
+        if len(mac.operands) > 2:
+            params.append(("b", mac.operands[2], False))
+        params.append(("y", rq.results[0], True))
+        helpers = (*fast_kernels.helpers_for(self.fast[rq]), *store.helpers)
+        return _Kernel(params, body, helpers=helpers, consts=store.consts, scratch=True)
 
     def _signature(self) -> str:
         params = [
@@ -1349,7 +1405,7 @@ class _Generator:
             or any("INFINITY" in w or "NAN" in w for w in weights)
         ):
             lines.append("#include <math.h>")
-        if self.copies:
+        if self.copies or "simd" in helpers:
             lines.append("#include <string.h>")
         lines.append("#include <stddef.h>")
         lines.append("")
@@ -1562,19 +1618,22 @@ def generate(
     *,
     inputs: Sequence[np.ndarray] | None = None,
     seed: int = 0,
+    kernels: str = "portable",
 ) -> dict[str, str]:
     """{filename: text} for `program`: `<name>.h`, `<name>.c`, `vectors.h`, `main.c`, `Makefile`,
     and the Cortex-M4 build's `startup_cortex_m4.c` and `cortex_m4.ld`.
 
     `vectors.h` holds `inputs` (default: random, from `seed`) and the golden interpreter's
-    outputs on them. Raises `InputError` naming the op for anything the backend cannot emit.
+    outputs on them. `kernels="fast"` emits the int8 conv / depthwise / linear + requantize
+    kernels of `fast.py` (dual 16-bit MACs on Cortex-M4, im2col; same results). Raises
+    `InputError` naming the op for anything the backend cannot emit.
     """
-    return _Generator(program, name).run(inputs, seed)
+    return _Generator(program, name, kernels).run(inputs, seed)
 
 
-def arena_plan(program: Program, name: str = "model") -> ArenaPlan:
+def arena_plan(program: Program, name: str = "model", kernels: str = "portable") -> ArenaPlan:
     """The arena plan `generate` would use (for reports and --max-ram style checks)."""
-    gen = _Generator(program, name)
+    gen = _Generator(program, name, kernels)
     gen._describe_values()
     return gen._plan()
 
@@ -1587,14 +1646,16 @@ def build(
     inputs: Sequence[np.ndarray] | None = None,
     seed: int = 0,
     cortex_m4_report: bool = False,
+    kernels: str = "portable",
 ) -> Path:
     """Write the generated files into `out_dir` (replaced whole, through a temporary folder).
 
     With `cortex_m4_report`, also build `<name>.elf` with the ARM toolchain, run it under QEMU
     and write `report.json` (flash, RAM, stack, harness result; `cortex_m4.measure_cortex_m4`).
+    `kernels` as for `generate`.
     """
     out_dir = Path(out_dir)
-    files = generate(program, name, inputs=inputs, seed=seed)
+    files = generate(program, name, inputs=inputs, seed=seed, kernels=kernels)
     write_folder(out_dir, files)
     if cortex_m4_report:
         cortex_m4.measure_cortex_m4(out_dir, c_name(name))

@@ -1,8 +1,10 @@
 """C backend on the MLPerf Tiny int8 models: generated C compiled with the host gcc runs all 20
 reference inputs and matches onnxruntime (mode "onnx") and TFLite Micro (mode "integer") bit for
-bit; ad and kws also on the Cortex-M4 under QEMU. Arenas are held to TFLite Micro's. Plus the
-new C kernels (nn.qadd, nn.qsoftmax, fused MAC + requantize) on small programs against the
-golden interpreter."""
+bit, with the portable and the fast (`kernels="fast"`, dual 16-bit MAC) kernels; ad, kws and ic
+also on the Cortex-M4 under QEMU, where the fast kernels use the DSP instructions. Arenas are
+held to TFLite Micro's. Plus the new C kernels (nn.qadd, nn.qsoftmax, fused MAC + requantize,
+fast conv / depthwise / linear with odd shapes) on small programs against the golden
+interpreter."""
 
 from __future__ import annotations
 
@@ -14,13 +16,16 @@ import pytest
 from op_helpers import In, one_op
 from test_c_backend import check_c, run_tool
 from xdsl.dialects.builtin import IntegerType
+from xdsl.ir import SSAValue
 
 from ircomp.backends.c import arena_plan, build, measure_cortex_m4
 from ircomp.backends.c.codegen import _const_array
 from ircomp.backends.c.cortex_m4 import ARM_CC, QEMU
 from ircomp.dialects import nn
+from ircomp.errors import InputError
 from ircomp.frontends.onnx import load
 from ircomp.ir.builder import GraphBuilder
+from ircomp.ir.program import Program
 
 I8, I32 = IntegerType(8), IntegerType(32)
 MLPERF = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "mlperf-tiny"
@@ -75,19 +80,31 @@ def samples_main(name: str, xs: np.ndarray, ys: np.ndarray) -> str:
     )
 
 
-def build_model(model: str, mode: str, folder: Path) -> tuple[Path, np.lib.npyio.NpzFile]:
+def build_model(
+    model: str, mode: str, folder: Path, kernels: str = "portable"
+) -> tuple[Path, np.lib.npyio.NpzFile]:
     onnx_path, npz = mlperf_files(model)
     io = np.load(npz)
     program = load(onnx_path, requant_mode=mode)
-    out = build(program, folder / f"{model}_{mode}", model, inputs=[io["x_int8"][0]])
+    out = build(
+        program, folder / f"{model}_{mode}", model, inputs=[io["x_int8"][0]], kernels=kernels
+    )
     (out / "samples_main.c").write_text(samples_main(model, io["x_int8"], io[REFERENCE[mode]]))
     return out, io
 
 
-@pytest.mark.parametrize("mode", sorted(REFERENCE))
-@pytest.mark.parametrize("model", ["ad", "kws", "ic", "vww"])
-def test_host_build_matches_reference_on_all_inputs(tmp_path: Path, model: str, mode: str) -> None:
-    out, _ = build_model(model, mode, tmp_path)
+HOST_CASES = [
+    *((m, mode, "portable") for m in ("ad", "kws", "ic", "vww") for mode in sorted(REFERENCE)),
+    *((m, "integer", "fast") for m in ("ad", "kws", "ic", "vww")),
+    ("ic", "onnx", "fast"),
+]
+
+
+@pytest.mark.parametrize(("model", "mode", "kernels"), HOST_CASES)
+def test_host_build_matches_reference_on_all_inputs(
+    tmp_path: Path, model: str, mode: str, kernels: str
+) -> None:
+    out, _ = build_model(model, mode, tmp_path, kernels)
     exe = "samples"
     proc = run_tool(["gcc", *CFLAGS, "-o", exe, "samples_main.c", f"{model}.c", "-lm"], out)
     assert proc.returncode == 0, proc.stderr
@@ -108,9 +125,16 @@ def test_integer_mode_arena_is_below_tflite_micro(model: str) -> None:
 
 @pytest.mark.slow
 @needs_arm
-@pytest.mark.parametrize("model", ["ad", "kws"])
-def test_cortex_m4_matches_tflite_micro_on_all_inputs(tmp_path: Path, model: str) -> None:
-    out, _ = build_model(model, "integer", tmp_path)
+@pytest.mark.parametrize(
+    ("model", "kernels"),
+    [("ad", "portable"), ("kws", "portable"), ("ad", "fast"), ("kws", "fast"), ("ic", "fast")],
+)
+def test_cortex_m4_matches_tflite_micro_on_all_inputs(
+    tmp_path: Path, model: str, kernels: str
+) -> None:
+    out, _ = build_model(model, "integer", tmp_path, kernels)
+    if kernels == "fast":
+        assert "ircomp_smlad" in (out / f"{model}.c").read_text()
     report = measure_cortex_m4(out, model)  # the generated harness: one input, golden outputs
     assert report["status"] == 0 and report["passed"], report["output"]
     assert report["arena"] <= TFLM_ARENA[model] and report["instructions"] > 0
@@ -183,3 +207,86 @@ def test_fused_mac_requantize_matches_interpreter(tmp_path: Path, mode: str) -> 
     assert plan.size == 144  # only the depthwise conv's int8 output; no int32 tensors
     text = (tmp_path / "m" / "model.c").read_text()
     assert "conv2d_requantize" in text and "linear_requantize" in text
+
+
+# ---- fast kernels on small programs: odd sizes, tails, strides, padding, fallbacks ------------
+
+
+def check_fast(program, folder: Path, inputs) -> str:  # type: ignore[no-untyped-def]
+    """Build with kernels="fast", compile with gcc, run the golden-vector harness."""
+    build(program, folder, inputs=inputs, kernels="fast")
+    proc = run_tool(["gcc", *CFLAGS, "-o", "fast_test", "main.c", "model.c", "-lm"], folder)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tool(["./fast_test"], folder)
+    assert proc.returncode == 0 and " 0 mismatches" in proc.stdout, proc.stdout + proc.stderr
+    return (folder / "model.c").read_text()
+
+
+def fast_cases_program(mode: str) -> tuple[Program, list[np.ndarray]]:
+    """Fused MAC + requantize in every fast kernel and odd shape: conv (K = 27, not a multiple
+    of 4; 5 output channels; an odd pixel count; stride 2, dilation, asymmetric padding),
+    depthwise (5x3 window, stride 2), pointwise conv (K = 5), grouped conv (groups 2: the
+    portable fallback), conv with a weight zero point (fallback), linear (K not a multiple of
+    4, 7 outputs, 2 rows, no bias)."""
+    rng = np.random.default_rng(21)
+    g = GraphBuilder()
+
+    def w(name: str, shape: tuple[int, ...]) -> SSAValue:
+        return g.weight(name, rng.integers(-127, 128, size=shape), I8)
+
+    def bias(name: str, n: int) -> SSAValue:
+        return g.weight(name, rng.integers(-2000, 2000, size=(n,)), I32)
+
+    def rq(acc: SSAValue, zp: int) -> SSAValue:
+        channels = acc.type.get_shape()[1]  # type: ignore[attr-defined]
+        return g.op(
+            nn.RequantizeOp,
+            [acc],
+            I8,
+            scale=list(rng.uniform(0.002, 0.02, size=channels)),
+            zero_point=[zp],
+            axis=1,
+            mode=mode,
+        )
+
+    x = g.input([1, 3, 7, 9], I8)
+    conv = dict(strides=[2, 2], padding=[1, 0, 2, 1], dilations=[1, 2], input_zero_point=5)
+    y = rq(g.op(nn.Conv2dOp, [x, w("c.w", (5, 3, 3, 3)), bias("c.b", 5)], I32, **conv), -3)
+    dw = dict(strides=[2, 1], padding=[2, 1, 2, 1], groups=5, input_zero_point=-3)
+    z = rq(g.op(nn.Conv2dOp, [y, w("d.w", (5, 1, 5, 3)), bias("d.b", 5)], I32, **dw), 4)
+    p = rq(g.op(nn.Conv2dOp, [z, w("p.w", (6, 5, 1, 1))], I32, input_zero_point=4), 0)
+    q = rq(g.op(nn.Conv2dOp, [p, w("g.w", (6, 3, 1, 1))], I32, groups=2), 1)
+    r = rq(g.op(nn.Conv2dOp, [q, w("z.w", (4, 6, 1, 1))], I32, weight_zero_point=3), 2)
+    f = g.op(nn.ReshapeOp, [r], shape=[2, -1])
+    k = f.type.get_shape()[1]  # type: ignore[attr-defined]
+    lin = g.op(nn.LinearOp, [f, w("fc.w", (7, k))], I32, input_zero_point=2)
+    out = g.op(nn.RequantizeOp, [lin], I8, scale=[0.004], zero_point=[-1], mode=mode)
+    program = g.finish([out, z])
+    inputs = [rng.integers(-128, 128, size=(1, 3, 7, 9)).astype(np.int8)]
+    return program, inputs
+
+
+@pytest.mark.parametrize("mode", sorted(REFERENCE))
+def test_fast_kernels_match_interpreter(tmp_path: Path, mode: str) -> None:
+    program, inputs = fast_cases_program(mode)
+    text = check_fast(program, tmp_path / "m", inputs)
+    assert "ircomp_dot2x2(" in text and "ircomp_dot2x1(" in text  # conv and linear fast
+    assert text.count("_r4[") == 3  # reordered weights: conv, pointwise conv, linear
+    assert text.count("static void op") == 6 and text.count("int16_t* s)") == 4
+
+
+def test_unknown_kernels_is_an_input_error(tmp_path: Path) -> None:
+    program, inputs = fast_cases_program("integer")
+    with pytest.raises(InputError, match="kernels must be one of portable, fast"):
+        build(program, tmp_path / "m", inputs=inputs, kernels="cmsis")
+
+
+@pytest.mark.slow
+@needs_arm
+def test_fast_kernels_on_cortex_m4(tmp_path: Path) -> None:
+    """The DSP-instruction path (SXTB16 / SMLAD) on odd shapes, bit-exact with the golden
+    interpreter under QEMU."""
+    program, inputs = fast_cases_program("integer")
+    build(program, tmp_path / "m", inputs=inputs, kernels="fast")
+    report = measure_cortex_m4(tmp_path / "m")
+    assert report["status"] == 0 and report["passed"], report["output"]
