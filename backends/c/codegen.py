@@ -1201,9 +1201,9 @@ class _Generator:
                             break
                 label = f"{op.name} {nn.op_name(op) or ''}".strip()
                 buffers.append(Buffer(r, label, size, k, end.get(r, k), host))
-            if op in self.fast:
+            if op in self.fast and self._scratch_bytes(op):
                 mac = self.fused[op]
-                size = fast_kernels.scratch_bytes(self.fast[op], mac, lambda v: self.vals[v].shape)
+                size = self._scratch_bytes(op)
                 label = f"scratch {mac.name} {nn.op_name(mac) or ''}".strip()
                 buffers.append(Buffer(("scratch", k), label, size, k, k))
         size = plan(buffers)
@@ -1328,7 +1328,14 @@ class _Generator:
             params.append(("b", mac.operands[2], False))
         params.append(("y", rq.results[0], True))
         helpers = (*fast_kernels.helpers_for(self.fast[rq]), *store.helpers)
-        return _Kernel(params, body, helpers=helpers, consts=store.consts, scratch=True)
+        return _Kernel(
+            params, body, helpers=helpers, consts=store.consts, scratch=self._scratch_bytes(rq) > 0
+        )
+
+    def _scratch_bytes(self, rq: Operation) -> int:
+        return fast_kernels.scratch_bytes(
+            self.fast[rq], self.fused[rq], lambda v: self.vals[v].shape
+        )
 
     def _signature(self) -> str:
         params = [

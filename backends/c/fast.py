@@ -7,7 +7,8 @@ shaped for the Cortex-M4's DSP extension and bit-exact with the portable kernels
 * `dw`: depthwise `nn.conv2d` (groups = channels, one filter per channel): each channel's plane
   is copied once, offset and padded, into int16 scratch; the window is fully unrolled with no
   bounds checks;
-* `linear`: `nn.linear`: the input row as int16 in scratch, two output rows at a time.
+* `linear`: `nn.linear`: two output rows at a time straight from the int8 input, its zero point
+  added in both 16-bit halves by `SXTAB16` (no scratch).
 
 Dual MACs: the weights are stored reordered in groups of four (`w0 w2 w1 w3`) so that `SXTB16`
 of a 32-bit load gives the int16 pairs `(w0, w1)` and, after a rotation by 8, `(w2, w3)`;
@@ -105,20 +106,34 @@ static void ircomp_dot2x2(const int8_t* w0, const int8_t* w1, const int16_t* c0,
     acc[3] = a11;
 }""",
     "dot2x1": """\
-/* acc[i] += row_i . col over k4 groups of 4 (rows reordered w0 w2 w1 w3). */
-static void ircomp_dot2x1(const int8_t* w0, const int8_t* w1, const int16_t* c, int32_t k4,
-                          int32_t* acc)
+/* SXTAB16: a + the sign-extended bytes 0 and 2 of x, per 16-bit half. */
+static uint32_t ircomp_sxtab16(uint32_t a, uint32_t x)
+{
+#if IRCOMP_DSP
+    return (uint32_t)__sxtab16((int32_t)a, (int32_t)x);
+#else
+    const uint32_t e = ircomp_sxtb16(x);
+    return ((a + e) & 0xffffu) | (((a >> 16) + (e >> 16)) << 16);
+#endif
+}
+
+/* acc[i] += row_i . (x - zp) over k4 groups of 4 int8 (rows and x in natural order; both
+ * split into the pairs (0, 2) and (1, 3)); offset = (-zp) in both halves. */
+static void ircomp_dot2x1(const int8_t* w0, const int8_t* w1, const int8_t* x, int32_t k4,
+                          uint32_t offset, int32_t* acc)
 {
     int32_t a0 = acc[0], a1 = acc[1];
     int32_t k;
     for (k = 0; k < k4; ++k) {
+        const uint32_t xw = ircomp_read_u32(x + 4 * k);
+        const uint32_t x02 = ircomp_sxtab16(offset, xw);
+        const uint32_t x13 = ircomp_sxtab16(offset, (xw >> 8) | (xw << 24));
         const uint32_t wa = ircomp_read_u32(w0 + 4 * k);
         const uint32_t wb = ircomp_read_u32(w1 + 4 * k);
-        const uint32_t x01 = ircomp_read_u32(c + 4 * k), x23 = ircomp_read_u32(c + 4 * k + 2);
-        a0 = ircomp_smlad(ircomp_sxtb16((wa >> 8) | (wa << 24)), x23,
-                          ircomp_smlad(ircomp_sxtb16(wa), x01, a0));
-        a1 = ircomp_smlad(ircomp_sxtb16((wb >> 8) | (wb << 24)), x23,
-                          ircomp_smlad(ircomp_sxtb16(wb), x01, a1));
+        a0 = ircomp_smlad(ircomp_sxtb16((wa >> 8) | (wa << 24)), x13,
+                          ircomp_smlad(ircomp_sxtb16(wa), x02, a0));
+        a1 = ircomp_smlad(ircomp_sxtb16((wb >> 8) | (wb << 24)), x13,
+                          ircomp_smlad(ircomp_sxtb16(wb), x02, a1));
     }
     acc[0] = a0;
     acc[1] = a1;
@@ -161,7 +176,7 @@ def fast_kind(mac: Operation) -> str | None:
 
 
 def reorders_weights(kind: str) -> bool:
-    return kind in ("conv", "linear")
+    return kind == "conv"
 
 
 def reorder_rows(weights: np.ndarray) -> np.ndarray:
@@ -199,7 +214,7 @@ def scratch_bytes(kind: str, mac: Operation, shape_of: Callable) -> int:
     if kind == "dw":
         hp, wp = _dw_plane(mac, shape_of)
         return 2 * hp * wp
-    return 2 * _round4(shape_of(mac.operands[1])[1])
+    return 0  # linear reads the int8 input directly
 
 
 def kernel_body(
@@ -239,16 +254,18 @@ def _linear_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[
     out_f, in_f = shape_of(mac.operands[1])
     rows = math.prod(shape_of(mac.operands[0])) // in_f
     k4 = in_f // 4
+    zx = int(mac.get("input_zero_point"))
+    offset = (-zx) & 0xFFFF
     tail = [
         f"for (k = {4 * k4}; k < {in_f}; ++k) {{",
-        f"    acc[0] = {_mac('acc[0]', 'w0[k]', 's[k]')};",
-        f"    acc[1] = {_mac('acc[1]', 'w1[k]', 's[k]')};",
+        f"    const int32_t v = {off.format(i='k')};",
+        f"    acc[0] = {_mac('acc[0]', 'w0[k]', 'v')};",
+        f"    acc[1] = {_mac('acc[1]', 'w1[k]', 'v')};",
         "}",
     ]
     return [
         "int32_t m, o, k;",
-        f"for (m = 0; m < {rows}; ++m) {{",
-        f"    for (k = 0; k < {in_f}; ++k) s[k] = {off.format(i=f'm * {in_f} + k')};",
+        f"for (m = 0; m < {rows}; ++m, x += {in_f}) {{",
         f"    for (o = 0; o < {out_f}; o += 2) {{",
         f"        const int32_t o1 = o + 1 < {out_f} ? o + 1 : o;",
         f"        const int8_t* w0 = w + o * {in_f};",
@@ -256,7 +273,7 @@ def _linear_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[
         "        int32_t acc[2];",
         f"        acc[0] = {_bias(bias, 'o')};",
         f"        acc[1] = {_bias(bias, 'o1')};",
-        f"        ircomp_dot2x1(w0, w1, s, {k4}, acc);",
+        f"        ircomp_dot2x1(w0, w1, x, {k4}, {offset | (offset << 16)}u, acc);",
         *_indent(tail, 8),
         "        {",
         "            const int32_t oc = o;",

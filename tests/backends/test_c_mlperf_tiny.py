@@ -271,8 +271,8 @@ def test_fast_kernels_match_interpreter(tmp_path: Path, mode: str) -> None:
     program, inputs = fast_cases_program(mode)
     text = check_fast(program, tmp_path / "m", inputs)
     assert "ircomp_dot2x2(" in text and "ircomp_dot2x1(" in text  # conv and linear fast
-    assert text.count("_r4[") == 3  # reordered weights: conv, pointwise conv, linear
-    assert text.count("static void op") == 6 and text.count("int16_t* s)") == 4
+    assert text.count("_r4[") == 2  # reordered weights: conv, pointwise conv
+    assert text.count("static void op") == 6 and text.count("int16_t* s)") == 3
 
 
 def test_unknown_kernels_is_an_input_error(tmp_path: Path) -> None:
