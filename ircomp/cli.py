@@ -186,12 +186,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 # ---- build --------------------------------------------------------------------------------
 
-BUILD_TARGETS = ("pytorch", "c")
+BUILD_TARGETS = ("pytorch", "c", "fpga-lut")
 
 
-def _load_model(
-    path: Path, weights: str | None, requant_mode: str = "onnx"
-) -> tuple[object, str]:
+def _load_model(path: Path, weights: str | None, requant_mode: str = "onnx") -> tuple[object, str]:
     """A .mlir program (weights beside it) or an .onnx model, for `build`."""
     from ircomp.ir.program import load_program
 
@@ -251,9 +249,62 @@ def _build_c(program: object, args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_fpga_lut(args: argparse.Namespace) -> int:
+    from ircomp.backends.verilog.build import FpgaLutOptions, build_fpga_lut
+
+    flows = tuple(f for f in args.synth.split(",") if f and f != "none")
+    options = FpgaLutOptions(
+        top=args.top,
+        pipeline_stages=args.pipeline_stages,
+        max_inputs=args.max_inputs,
+        route=args.route,
+        minimize=not args.no_minimize,
+        dont_cares=args.dont_cares,
+        dataset=args.dataset,
+        max_vectors=args.max_vectors,
+        simulator=args.simulator,
+        synth_flows=flows,
+        jobs=args.jobs,
+        progress=sys.stderr.isatty(),
+    )
+    model = Path(args.input) if args.input else None
+    report = build_fpga_lut(model, Path(args.output), options, args.requant_mode)
+    print(_fpga_lut_summary(report, Path(args.output)))
+    return 0
+
+
+def _fpga_lut_summary(report: dict, out: Path) -> str:  # type: ignore[type-arg]
+    acc = report["accuracy"]
+    lines = [f"fpga-lut: {report['model']}"]
+    for flow, synth in report["synthesis"].items():
+        lines.append(
+            f"  yosys {flow}: {synth['luts']} LUTs, {synth['ffs']} FFs, LUT depth {synth['depth']}"
+        )
+    sims = ", ".join(
+        f"{k} {v['passed']}/{v['total']}"
+        for k, v in report["simulation"].items()
+        if isinstance(v, dict)
+    )
+    lines.append(f"  simulation vs golden interpreter: {sims or 'skipped'}")
+    lines.append(
+        f"  accuracy on {acc['dataset']}: netlist {100 * acc['netlist']:.2f}%, quantized model "
+        f"{100 * acc['quantized_model']:.2f}%"
+        + (f", float model {100 * acc['float']:.2f}%" if acc["float"] is not None else "")
+    )
+    lines.append(
+        f"  latency {report['netlist']['latency_cycles']} cycles; wrote {out}/ "
+        "(Verilog, testbench, report.json, report.md)"
+    )
+    return "\n".join(lines)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     if args.target != "c" and (args.max_ram is not None or args.cortex_m4_report or args.report):
         raise InputError("--max-ram, --report and --cortex-m4-report apply to --target c only")
+    if args.target == "fpga-lut":
+        return _build_fpga_lut(args)
+    if args.input is None:
+        raise InputError(f"--target {args.target} needs an input model (.mlir or .onnx)")
     program, source = _load_model(Path(args.input), args.weights, args.requant_mode)
     if args.target == "pytorch":
         from ircomp.backends.pytorch import build
@@ -276,6 +327,40 @@ def cmd_passes(args: argparse.Namespace) -> int:
 
 
 # ---- entry point --------------------------------------------------------------------------
+
+
+def _add_fpga_lut_options(build: argparse.ArgumentParser) -> None:
+    group = build.add_argument_group("fpga-lut")
+    group.add_argument("--top", default="ircomp_top", help="top module name")
+    group.add_argument(
+        "--pipeline-stages",
+        type=int,
+        default=1,
+        help="a register after every N logic layers (0: combinational; default 1)",
+    )
+    group.add_argument(
+        "--max-inputs", type=int, default=12, help="largest truth table, in input bits"
+    )
+    group.add_argument("--route", default="best", help="minimization: best, abc or espresso")
+    group.add_argument(
+        "--no-minimize",
+        action="store_true",
+        help="keep the truth tables as case ROMs (the LogicNets-style baseline)",
+    )
+    group.add_argument(
+        "--dont-cares",
+        action="store_true",
+        help="input patterns never seen on the training data become don't-cares",
+    )
+    group.add_argument("--dataset", help="digits, fashion-mnist or a .npz (x_test, y_test, ...)")
+    group.add_argument(
+        "--max-vectors", type=int, default=0, help="testbench vectors (default: all test data)"
+    )
+    group.add_argument("--simulator", default="iverilog", help="iverilog, verilator, both or none")
+    group.add_argument(
+        "--synth", default="generic,xilinx", help="yosys flows: generic, xilinx, or none"
+    )
+    group.add_argument("--jobs", type=int, default=2, help="parallel minimization jobs")
 
 
 def _add_requant_mode(parser: argparse.ArgumentParser) -> None:
@@ -347,7 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(handler=cmd_import)
 
     build = sub.add_parser("build", help="generate code for a target from .mlir or .onnx")
-    build.add_argument("input", help="input .mlir (weights beside it) or .onnx model")
+    build.add_argument(
+        "input",
+        nargs="?",
+        help="input .mlir (weights beside it) or .onnx model (fpga-lut: default the built-in "
+        "digits example)",
+    )
     build.add_argument("--target", required=True, choices=BUILD_TARGETS, help="code target")
     build.add_argument("-o", "--output", required=True, help="output folder (replaced whole)")
     build.add_argument("--weights", help="weights file (default: the .safetensors beside input)")
@@ -371,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
         "RAM, stack and instructions per inference in report.json (needs gcc-arm-none-eabi "
         "libnewlib-arm-none-eabi qemu-system-arm)",
     )
+    _add_fpga_lut_options(build)
     build.set_defaults(handler=cmd_build)
 
     passes = sub.add_parser("passes", help="list the available passes with options and docs")

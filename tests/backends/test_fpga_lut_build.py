@@ -1,0 +1,146 @@
+"""`ircomp build --target fpga-lut`: the whole flow on small models, checked by real tools."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from logic_nets import integer_mlp
+
+from ircomp.cli import main
+from ircomp.dialects import nn
+from ircomp.ir.builder import GraphBuilder
+from ircomp.ir.program import save_program
+
+TOOLS = all(shutil.which(t) for t in ("yosys", "iverilog", "verilator"))
+needs_tools = pytest.mark.skipif(not TOOLS, reason="yosys, iverilog and verilator needed")
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> tuple[Path, Path]:
+    """A 12-8-6 fan-in-3 2-bit integer MLP and a random data set for it."""
+    path = tmp_path / "mlp.mlir"
+    save_program(integer_mlp(0, widths=(12, 8, 6), fan_in=3, bits=2), path)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (120, 12)).astype(np.float32)
+    y = rng.integers(0, 6, 120)
+    data = tmp_path / "data.npz"
+    np.savez(data, x_train=x[:80], y_train=y[:80], x_test=x[80:], y_test=y[80:])
+    return path, data
+
+
+def _build(model: Path, data: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "build",
+            str(model),
+            "--target",
+            "fpga-lut",
+            "-o",
+            str(out),
+            "--dataset",
+            str(data),
+            *extra,
+        ]
+    )
+
+
+@needs_tools
+def test_case_rom_baseline_builds_and_simulates_bit_exact(
+    model: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert _build(*model, out, "--no-minimize", "--simulator", "both", "--synth", "generic") == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["simulation"] == {
+        "iverilog": {"passed": 40, "total": 40},
+        "verilator": {"passed": 40, "total": 40},
+    }
+    assert report["accuracy"]["netlist"] == report["accuracy"]["quantized_model"]
+    assert [row["op"] for row in report["layers"]] == ["logic.table", "logic.table"]
+    assert [row["case_roms"] for row in report["layers"]] == [8, 6]
+    assert report["synthesis"]["generic"]["luts"] > 0
+    assert report["netlist"]["latency_cycles"] == 2
+    assert "netlist 2" not in capsys.readouterr().err
+    assert {"report.md", "netlist.mlir", "tb_ircomp_top.v", "ircomp_top.v"} <= {
+        p.name for p in out.iterdir()
+    }
+
+
+@needs_tools
+def test_design_files_are_deterministic(model: tuple[Path, Path], tmp_path: Path) -> None:
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        assert (
+            _build(*model, out, "--no-minimize", "--synth", "none", "--pipeline-stages", "0") == 0
+        )
+    names = sorted(p.name for p in outs[0].iterdir())
+    assert names == sorted(p.name for p in outs[1].iterdir())
+    for name in names:
+        if not name.startswith("report."):  # reports carry stage times
+            assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+
+
+def test_a_model_without_logic_layers_is_refused(
+    tmp_path: Path, model: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    b = GraphBuilder()
+    x = b.input((1, 12))
+    y = b.op(nn.LinearOp, [x, b.weight("fc.weight", np.ones((6, 12)))], name="fc")
+    dense = tmp_path / "dense.mlir"
+    save_program(b.finish([y]), dense)
+    out = tmp_path / "out"
+    assert _build(dense, model[1], out, "--synth", "none", "--no-minimize") == 2
+    assert "no layer of the model became logic" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_wide_neurons_name_their_layer(
+    tmp_path: Path, model: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "wide.mlir"
+    save_program(integer_mlp(1, widths=(12, 8, 6), fan_in=7, bits=2), path)
+    assert _build(path, model[1], tmp_path / "out", "--max-inputs", "8", "--no-minimize") == 2
+    err = capsys.readouterr().err
+    assert "layer 'fc0'" in err and "max-inputs" in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--simulator", "modelsim", "--simulator must be one of"),
+        ("--route", "sat", "--route must be one of"),
+        ("--synth", "vivado", "unknown synthesis flow"),
+    ],
+)
+def test_bad_options_exit_2(
+    model: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    value: str,
+    message: str,
+) -> None:
+    assert _build(*model, tmp_path / "out", flag, value) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_tools_name_the_debian_packages(
+    model: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert _build(*model, tmp_path / "out", "--no-minimize") == 2
+    err = capsys.readouterr().err
+    assert "Debian packages" in err and "yosys, verilator and iverilog" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_other_targets_still_need_a_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "--target", "c", "-o", "x"]) == 2
+    assert "needs an input model" in capsys.readouterr().err
