@@ -18,7 +18,7 @@ from ircomp.dialects import nn
 from ircomp.errors import InputError
 from ircomp.frontends.onnx import load
 from ircomp.interpreter import Interpreter, run
-from ircomp.ir.program import Program
+from ircomp.ir.program import Program, load_program, save_program
 from ircomp.numerics import quantize_multiplier
 
 MLPERF = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "mlperf-tiny"
@@ -98,6 +98,23 @@ def test_integer_mode_ir_uses_tflite_ops() -> None:
     assert [str(nn.elem(p.input)) for p in pools] == ["i8"]  # the average of the codes
     onnx_mode = _op_names(load(onnx_path))
     assert "nn.qadd" not in onnx_mode and "nn.add" in onnx_mode
+
+
+def test_integer_program_round_trips_through_mlir(tmp_path: Path) -> None:
+    """nn.qadd / nn.qsoftmax print and parse (custom and generic form) and keep their results."""
+    onnx_path, npz = mlperf_files("ic")
+    io = np.load(npz)
+    program = load(onnx_path, requant_mode="integer")
+    save_program(program, tmp_path / "ic.mlir")  # (parsing renames SSA names like x__73)
+    again = load_program(tmp_path / "ic.mlir")
+    save_program(again, tmp_path / "ic2.mlir")
+    save_program(load_program(tmp_path / "ic2.mlir"), tmp_path / "ic3.mlir")
+    assert (tmp_path / "ic3.mlir").read_text() == (tmp_path / "ic2.mlir").read_text()
+    save_program(again, tmp_path / "ic_generic.mlir", generic=True)
+    generic = load_program(tmp_path / "ic_generic.mlir")
+    assert str(generic.module) == str(again.module)
+    for i in (1, 5, 16):
+        np.testing.assert_array_equal(run(generic, [io["x_int8"][i]])[0], io["y_int8"][i])
 
 
 def test_fully_connected_is_fused_with_its_bias_add() -> None:
