@@ -256,6 +256,11 @@ class _Ctx:
     weights: dict[SSAValue, np.ndarray]
 
 
+def _is_f32(value: SSAValue) -> bool:
+    rep = repr_of(value)
+    return rep.is_float and rep.fmt.kind == "f32"  # type: ignore[union-attr]
+
+
 def _shape(value: SSAValue, what: str) -> tuple[int, ...]:
     dims = tuple(value.type.get_shape())  # type: ignore[attr-defined]
     if any(d < 0 for d in dims):
@@ -814,6 +819,80 @@ def _qsoftmax(op: Operation, ctx: _Ctx) -> _Kernel:
     )
 
 
+def _island(q: Operation, ops: list[Operation], ctx: _Ctx) -> _Kernel:
+    """A float island (`_Generator._float_islands`): dequantize -> avgpool2d -> quantize, or
+    dequantize x2 -> add [-> relu] -> quantize, codes in, codes out."""
+    y = q.results[0]
+    vy = ctx.vals[y]
+    lo, hi = repr_of(y).code_range()
+    sy, zy = _float_lit(q.get("scale")[0]), _int_lit(q.get("zero_point")[0])
+    dqs = [o for o in ops if isinstance(o, nn.DequantizeOp)]
+
+    def deq(dq: Operation, code: str) -> str:
+        s, z = _float_lit(dq.get("scale")[0]), int(dq.get("zero_point")[0])
+        return f"(float)((int64_t){code} - {z}) * {s}"
+
+    def store(target: str, value: str) -> list[str]:
+        return [
+            f"const int32_t r = ircomp_round_half_even({value} / {sy}) + {zy};",
+            f"{target} = ({vy.ctype})(r < {_int_lit(lo)} ? {_int_lit(lo)} : "
+            f"r > {_int_lit(hi)} ? {_int_lit(hi)} : r);",
+        ]
+
+    if isinstance(ops[1], nn.AvgPool2dOp):
+        pool, x = ops[1], dqs[0].operands[0]
+        kernel, strides, padding = pool.get("kernel"), pool.get("strides"), pool.get("padding")
+        counts = average_counts(
+            ctx.vals[x].shape[2:],
+            kernel,
+            strides,
+            padding,
+            vy.shape[2:],
+            bool(pool.get("count_include_pad")),
+        )
+        consts: list[str] = []
+        if (counts == counts.flat[0]).all():
+            cnt = str(int(counts.flat[0]))
+        else:
+            consts.append(_const_array(f"{ctx.prefix}_count", "int32_t", counts))
+            cnt = f"{ctx.prefix}_count[oy * {vy.shape[3]} + ox]"
+        body = _window_loop(
+            ctx.vals[x].shape,
+            vy.shape,
+            kernel,
+            strides,
+            padding,
+            [1, 1],
+            "float s = 0.0f;",
+            f"s += {deq(dqs[0], 'v')};",
+            "STORE",
+        )
+        body = [line.replace("{T}", ctx.vals[x].ctype) for line in body]
+        k = next(i for i, line in enumerate(body) if "STORE" in line)
+        indent = body[k][: len(body[k]) - len(body[k].lstrip())]
+        target = body[k].strip().split(" = ")[0]
+        body[k : k + 1] = [
+            indent + "{",
+            *(indent + "    " + line for line in store(target, f"(s / (float){cnt})")),
+            indent + "}",
+        ]
+        return _Kernel(
+            [("x", x, False), ("y", y, True)], body, helpers=("round_half_even",), consts=consts
+        )
+    a, b = dqs[0].operands[0], dqs[1].operands[0]
+    relu = isinstance(ops[-1], nn.ReluOp)
+    body = [
+        "int32_t i;",
+        f"for (i = 0; i < {_numel(vy.shape)}; ++i) {{",
+        f"    float v = {deq(dqs[0], 'a[i]')} + {deq(dqs[1], 'b[i]')};",
+        *(["    v = v < 0.0f ? 0.0f : v;"] if relu else []),
+        *("    " + line for line in store("y[i]", "v")),
+        "}",
+    ]
+    params = [("a", a, False), ("b", b, False), ("y", y, True)]
+    return _Kernel(params, body, helpers=("round_half_even",))
+
+
 def _transpose(op: Operation, ctx: _Ctx) -> _Kernel:
     x, y = op.operands[0], op.results[0]
     perm = op.get("perm")
@@ -1054,8 +1133,10 @@ class _Generator:
         self.ops = self._live_ops(ops[:-1])
         # requantize -> the integer MAC it is fused with (the MAC is not emitted on its own)
         self.fused = self._fusions()
-        fused_macs = set(self.fused.values())
-        self.ops = [op for op in self.ops if op not in fused_macs]
+        # quantize -> the float ops between it and its dequantized inputs, in one kernel
+        self.islands = self._float_islands()
+        absorbed = set(self.fused.values()) | {a for ops in self.islands.values() for a in ops}
+        self.ops = [op for op in self.ops if op not in absorbed]
         self.vals: dict[SSAValue, _Value] = {}
         self.weights: dict[SSAValue, np.ndarray] = {}
         # fused requantize -> its fast kernel ("conv", "dw", "linear"); weights stored reordered
@@ -1096,10 +1177,64 @@ class _Generator:
             fused[op] = mac
         return fused
 
+    def _float_islands(self) -> dict[Operation, list[Operation]]:
+        """`nn.quantize` ops computing `avgpool2d(dequantize(x))` or
+        `[relu](add(dequantize(a), dequantize(b)))` (per-tensor parameters, every intermediate
+        used once, no broadcasting): one kernel from codes to codes, no float tensor in the
+        arena (the QDQ graphs of the "onnx" requantization mode). Same float operations in the
+        same order as the separate kernels, so bit-identical."""
+        outputs = set(self.outputs)
+
+        def single(v: SSAValue, kind: type) -> Operation | None:
+            owner = v.owner
+            if not isinstance(owner, kind) or v in outputs or len(list(v.uses)) != 1:
+                return None
+            if isinstance(owner, nn.ScaledCastOp) and (
+                len(owner.get("scale")) != 1 or len(owner.get("zero_point")) != 1
+            ):
+                return None
+            if not isinstance(owner, nn.DequantizeOp) and not _is_f32(v):
+                return None
+            return owner
+
+        islands: dict[Operation, list[Operation]] = {}
+        for op in self.ops:
+            if not isinstance(op, nn.QuantizeOp) or len(op.get("scale")) != 1:
+                continue
+            if not _is_f32(op.operands[0]):
+                continue
+            if len(op.get("zero_point")) != 1 or not isinstance(repr_of(op.result).fmt, Int):
+                continue
+            x = op.operands[0]
+            pool = single(x, nn.AvgPool2dOp)
+            if pool is not None:
+                dq = single(pool.operands[0], nn.DequantizeOp)
+                if dq is not None and isinstance(repr_of(dq.operands[0]).fmt, Int):
+                    islands[op] = [dq, pool]
+                continue
+            relu = single(x, nn.ReluOp)
+            add = single(relu.operands[0] if relu is not None else x, nn.AddOp)
+            if add is None:
+                continue
+            dqs = [single(v, nn.DequantizeOp) for v in add.operands]
+            shape = _shape(add.results[0], "")
+            if any(d is None or _shape(d.results[0], "") != shape for d in dqs):
+                continue
+            if any(not isinstance(repr_of(d.operands[0]).fmt, Int) for d in dqs if d):
+                continue
+            islands[op] = [*(d for d in dqs if d), add, *([relu] if relu else [])]
+        return islands
+
     def operands_of(self, op: Operation) -> Sequence[SSAValue]:
-        """The values an emitted kernel reads (a fused requantize reads its MAC's operands)."""
+        """The values an emitted kernel reads (a fused requantize reads its MAC's operands, a
+        float island its dequantizes' codes)."""
         mac = self.fused.get(op)
-        return mac.operands if mac is not None else op.operands
+        if mac is not None:
+            return mac.operands
+        island = self.islands.get(op)
+        if island is not None:
+            return [d.operands[0] for d in island if isinstance(d, nn.DequantizeOp)]
+        return op.operands
 
     def _live_ops(self, ops: list[Operation]) -> list[Operation]:
         live: set[SSAValue] = set(self.outputs)
@@ -1139,9 +1274,8 @@ class _Generator:
             self.vals[arg] = _Value(_ctype(repr_of(arg), what), _shape(arg, what), arg, "input")
         for op in self.ops:
             label = _op_label(op)
-            mac = self.fused.get(op)
-            if mac is not None:
-                r = mac.results[0]
+            for inner in ([self.fused[op]] if op in self.fused else []) + self.islands.get(op, []):
+                r = inner.results[0]
                 self.vals[r] = _Value(_ctype(repr_of(r), label), _shape(r, label), r, "fused")
             if isinstance(op, nn.WeightOp):
                 r = op.result
@@ -1271,12 +1405,21 @@ class _Generator:
                 layer = nn.op_name(mac) or layer
                 kind = f"{mac.name.removeprefix('nn.')}_{kind}"
                 comment = f"/* {mac.name} + {op.name}" + (f" '{layer}'" if layer else "") + " */"
+            if op in self.islands:
+                ops = [*self.islands[op], op]
+                main = ops[-2] if isinstance(ops[-2], nn.AvgPool2dOp) else ops[2]
+                layer = nn.op_name(main) or layer
+                kind = f"{main.name.removeprefix('nn.')}_{kind}"
+                names = " + ".join(o.name for o in ops)
+                comment = f"/* {names}" + (f" '{layer}'" if layer else "") + " */"
             fname = f"op{k}_{sanitize(kind)}"
             if layer:
                 fname += "_" + sanitize(layer)
             ctx = _Ctx(self.vals, fname, self.weights)
             if op in self.fast:
                 kern = self._fast_kernel(op, ctx)
+            elif op in self.islands:
+                kern = _island(op, self.islands[op], ctx)
             elif mac is not None:
                 kern = MAC_KERNELS[type(mac)](mac, ctx, op)
             else:

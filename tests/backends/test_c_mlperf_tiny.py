@@ -114,13 +114,18 @@ def test_host_build_matches_reference_on_all_inputs(
     )
 
 
+@pytest.mark.parametrize("mode", sorted(REFERENCE))
 @pytest.mark.parametrize("model", ["ad", "kws", "ic", "vww"])
-def test_integer_mode_arena_is_below_tflite_micro(model: str) -> None:
+def test_arena_is_below_tflite_micro(model: str, mode: str) -> None:
     onnx_path, _ = mlperf_files(model)
-    plan = arena_plan(load(onnx_path, requant_mode="integer"), model)
+    plan = arena_plan(load(onnx_path, requant_mode=mode), model)
     assert 0 < plan.size <= TFLM_ARENA[model]
-    # MACs are fused with their requantization: no int32 accumulator tensor is planned
-    assert not any(label.startswith(("nn.conv2d", "nn.linear")) for label, *_ in plan.entries)
+    # MACs are fused with their requantization (no int32 accumulator is planned); in mode
+    # onnx, DQ -> AveragePool / Add -> Q runs from codes to codes (no float tensor)
+    labels = [label.split(" ")[0] for label, *_ in plan.entries]
+    assert not {"nn.conv2d", "nn.linear", "nn.add", "nn.relu"} & set(labels)
+    if mode == "onnx":
+        assert "nn.avgpool2d" not in labels
 
 
 @pytest.mark.slow
@@ -207,6 +212,31 @@ def test_fused_mac_requantize_matches_interpreter(tmp_path: Path, mode: str) -> 
     assert plan.size == 144  # only the depthwise conv's int8 output; no int32 tensors
     text = (tmp_path / "m" / "model.c").read_text()
     assert "conv2d_requantize" in text and "linear_requantize" in text
+
+
+def test_float_islands_match_interpreter(tmp_path: Path) -> None:
+    """dequantize -> avgpool2d (padding: per-window counts) -> quantize and dequantize x2 -> add
+    -> relu -> quantize become one kernel each, bit-identical with the interpreter."""
+    rng = np.random.default_rng(31)
+    g = GraphBuilder()
+    x = g.input([1, 3, 6, 5], I8)
+    f = g.op(nn.DequantizeOp, [x], scale=[0.0371], zero_point=[-9])
+    p = g.op(nn.AvgPool2dOp, [f], kernel=[3, 2], strides=[2, 2], padding=[1, 0, 1, 1])
+    q = g.op(nn.QuantizeOp, [p], I8, scale=[0.0371], zero_point=[-9])
+    w = g.weight("c.w", rng.integers(-127, 128, size=(3, 3, 1, 1)), I8)
+    c = g.op(nn.Conv2dOp, [q, w], I32, input_zero_point=-9)
+    r = g.op(nn.RequantizeOp, [c], I8, scale=[0.0123], zero_point=[4], mode="onnx")
+    da = g.op(nn.DequantizeOp, [r], scale=[0.061], zero_point=[4])
+    db = g.op(nn.DequantizeOp, [q], scale=[0.0371], zero_point=[-9])
+    s = g.op(nn.ReluOp, [g.op(nn.AddOp, [da, db])])
+    out = g.op(nn.QuantizeOp, [s], I8, scale=[0.05], zero_point=[-128])
+    program = g.finish([out])
+    inputs = [rng.integers(-128, 128, size=(1, 3, 6, 5)).astype(np.int8)]
+    check_c(program, tmp_path / "m", inputs, cc=["gcc"])
+    text = (tmp_path / "m" / "model.c").read_text()
+    assert "avgpool2d_quantize(" in text and "add_quantize(" in text
+    labels = [label.split(" ")[0] for label, *_ in arena_plan(program).entries]
+    assert labels == ["nn.quantize", "nn.requantize"]  # codes only: no float tensor
 
 
 # ---- fast kernels on small programs: odd sizes, tails, strides, padding, fallbacks ------------
