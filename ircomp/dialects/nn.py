@@ -770,7 +770,6 @@ class RequantizeOp(ScaledCastOp):
         self.verify_scales(self.result)
 
 
-
 # ---- TFLite integer kernels (requantization mode "integer" of 8-bit QDQ graphs) -------------
 
 
