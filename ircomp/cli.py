@@ -18,6 +18,7 @@ import numpy as np
 
 from ircomp.errors import InputError, IrcompError
 from ircomp.fileio import atomic_write
+from ircomp.train.cli import add_train_command
 
 if TYPE_CHECKING:
     from ircomp.ir.weights import WeightStore
@@ -217,7 +218,7 @@ def _build_c(program: object, args: argparse.Namespace) -> int:
     from ircomp.backends.c import report as c_report
 
     max_ram = c_report.parse_bytes(args.max_ram) if args.max_ram is not None else None
-    info = c_report.build_info(program)  # type: ignore[arg-type]
+    info = c_report.build_info(program, kernels=args.c_kernels)  # type: ignore[arg-type]
     if max_ram is not None:
         c_report.check_arena(info, max_ram)
     if args.cortex_m4_report:  # a missing tool names its Debian package before anything is written
@@ -226,7 +227,7 @@ def _build_c(program: object, args: argparse.Namespace) -> int:
 
         check_toolchain(run=True)
         icount.check_tools()
-    out = build_c(program, Path(args.output), "model")  # type: ignore[arg-type]
+    out = build_c(program, Path(args.output), "model", kernels=args.c_kernels)  # type: ignore[arg-type]
     print(f"wrote {out}/model.h, {out}/model.c, {out}/vectors.h, {out}/main.c, {out}/Makefile")
     report = dict(info)
     if args.cortex_m4_report:
@@ -299,8 +300,11 @@ def _fpga_lut_summary(report: dict, out: Path) -> str:  # type: ignore[type-arg]
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    if args.target != "c" and (args.max_ram is not None or args.cortex_m4_report or args.report):
-        raise InputError("--max-ram, --report and --cortex-m4-report apply to --target c only")
+    c_only = args.max_ram is not None or args.cortex_m4_report or args.report
+    if args.target != "c" and (c_only or args.c_kernels != "portable"):
+        raise InputError(
+            "--max-ram, --report, --c-kernels and --cortex-m4-report apply to --target c only"
+        )
     if args.target == "fpga-lut":
         return _build_fpga_lut(args)
     if args.input is None:
@@ -455,6 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-ram or --cortex-m4-report)",
     )
     build.add_argument(
+        "--c-kernels",
+        choices=("portable", "fast"),
+        default="portable",
+        help="c: 'fast' = im2col + dual 16-bit MAC kernels for Cortex-M (SMLAD; bit-exact with "
+        "'portable', plain C elsewhere)",
+    )
+    build.add_argument(
         "--cortex-m4-report",
         action="store_true",
         help="c: also build for a Cortex-M4F and run it under QEMU (mps2-an386): model flash, "
@@ -466,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     passes = sub.add_parser("passes", help="list the available passes with options and docs")
     passes.set_defaults(handler=cmd_passes)
+
+    add_train_command(sub)
     return parser
 
 

@@ -66,13 +66,13 @@ def _live_ops(block_ops: list[Operation], outputs: list[SSAValue]) -> list[Opera
     return kept[::-1]
 
 
-def build_info(program: Program, name: str = "model") -> dict:
+def build_info(program: Program, name: str = "model", kernels: str = "portable") -> dict:
     """Memory figures of the generated C before compiling it: `arena` (bytes of the static
     arena), `liveness_peak` (the most bytes live at once under the plan's lifetimes: no
     placement does better), `tensor_bytes` (every intermediate without reuse), `weights`
     (bytes of the distinct `static const` weight arrays, without the small requantization
     tables), `inputs` / `outputs` (the caller's buffers) and `plan` (one row per tensor)."""
-    info = arena_plan(program, name)
+    info = arena_plan(program, name, kernels)
     buffers = planning.placed(info.entries)
     peak, at = planning.peak_live(buffers)
     block = _main(program).body.block

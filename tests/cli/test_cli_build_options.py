@@ -1,4 +1,4 @@
-"""`ircomp import/build --requant-mode`: pick onnxruntime or TFLite Micro integer semantics."""
+"""CLI options of import/build: --requant-mode (onnxruntime or TFLite Micro), --c-kernels."""
 
 from __future__ import annotations
 
@@ -34,3 +34,20 @@ def test_unknown_mode_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
         main(["import", "m.onnx", "-o", "m.mlir", "--requant-mode", "tflite"])
     assert exit_.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (MLPERF / "ad_int8_qdq.onnx").exists(), reason="no MLPerf Tiny models")
+def test_build_c_with_fast_kernels_checks_its_vectors(tmp_path: Path) -> None:
+    import subprocess
+
+    out = tmp_path / "c"
+    args = ["build", str(MLPERF / "ad_int8_qdq.onnx"), "--target", "c", "-o", str(out)]
+    assert main([*args, "--requant-mode", "integer", "--c-kernels", "fast", "--report"]) == 0
+    assert "SMLAD" in (out / "model.c").read_text() or "__SMLAD" in (out / "model.c").read_text()
+    run = subprocess.run(["make", "-s", "check"], cwd=out, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_c_kernels_apply_to_c_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "m.mlir", "--target", "pytorch", "-o", "x", "--c-kernels", "fast"]) == 2
+    assert "--c-kernels" in capsys.readouterr().err
