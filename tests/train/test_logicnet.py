@@ -251,6 +251,19 @@ def test_export_is_integer_exact(cfg: LogicNetConfig) -> None:
         assert not layer.weight[outside].any()
 
 
+def test_wide_neurons_are_matched_on_the_rows_calibration_data_produces() -> None:
+    cfg = _small_config(max_table_bits=4)  # layers 0 and 1 read 6 bits: not enumerated
+    model = _random_model(cfg, seed=11)
+    with pytest.raises(InputError, match="give calibration data"):
+        fold_network(model)
+    x = _inputs(200, cfg.in_features, seed=12)
+    folded = fold_network(model, calibration=x)
+    assert [layer.exhaustive for layer in folded.layers] == [False, False, True]
+    assert folded.layers[0].rows_checked < 4**3
+    (codes,) = Interpreter(to_program(folded))([x])
+    np.testing.assert_array_equal(codes, model.output_codes(torch.from_numpy(x)).numpy())
+
+
 def test_exported_ir_has_the_logic_extract_form() -> None:
     cfg = MIXED[1]
     program = to_program(fold_network(_random_model(cfg, seed=5)))
