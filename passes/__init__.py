@@ -11,6 +11,8 @@ from ircomp.passes.cse import CommonSubexpressionEliminationPass
 from ircomp.passes.dce import DeadCodeEliminationPass
 from ircomp.passes.fold_batchnorm import FoldBatchNormPass
 from ircomp.passes.logic_extract import LogicExtractPass
+from ircomp.passes.matmul_to_linear import MatMulToLinearPass
+from ircomp.passes.narrow_codes import NarrowCodesPass
 from ircomp.passes.shape_inference import ShapeInferencePass
 
 BUILTIN_PASSES = (
@@ -19,6 +21,8 @@ BUILTIN_PASSES = (
     DeadCodeEliminationPass,
     FoldBatchNormPass,
     LogicExtractPass,
+    MatMulToLinearPass,
+    NarrowCodesPass,
     ShapeInferencePass,
 )
 
@@ -29,5 +33,7 @@ __all__ = [
     "DeadCodeEliminationPass",
     "FoldBatchNormPass",
     "LogicExtractPass",
+    "MatMulToLinearPass",
+    "NarrowCodesPass",
     "ShapeInferencePass",
 ]

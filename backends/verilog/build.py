@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import SSAValue
 
 from ircomp.dialects import logic
 from ircomp.dialects.nn import op_name
@@ -34,7 +34,7 @@ from ircomp.ir.slicing import slice_program
 from ircomp.pass_manager import PassManager, parse_pipeline
 
 LOGIC_OPS = (logic.TableOp, logic.LutNetworkOp)
-PREPARE = "fold-batchnorm,constant-fold,cse,dce"
+PREPARE = "fold-batchnorm,constant-fold,matmul-to-linear,narrow-codes,cse,dce"
 SIMULATORS = ("iverilog", "verilator", "both", "none")
 ROUTES = ("best", "abc", "espresso")
 
@@ -179,7 +179,8 @@ def _run_passes(program: Program, pipeline: str) -> tuple[Program, dict[str, flo
 
 def split_at_logic(program: Program) -> tuple[Program, Program]:
     """(prologue: @main's inputs -> the first logic layer's input codes, netlist: the logic
-    chain). The chain's result must be what @main returns."""
+    chain). What follows the chain (e.g. a dequantize of the output codes) stays on the host;
+    it may read nothing but the chain's result."""
     fn = _main(program)
     ops = [op for op in fn.body.block.ops if isinstance(op, LOGIC_OPS)]
     if not ops:
@@ -190,22 +191,19 @@ def split_at_logic(program: Program) -> tuple[Program, Program]:
         )
     returned = fn.body.block.last_op
     assert returned is not None
-    if len(returned.operands) != 1 or returned.operands[0] is not ops[-1].results[0]:
-        tail = _ops_after(fn, ops[-1])
-        names = ", ".join(sorted({op.name for op in tail})) or "more results"
+    result = ops[-1].results[0]
+    try:
+        slice_program(program, [result], list(returned.operands))
+    except InputError:
         raise InputError(
-            f"the model goes on after its last logic layer ({names}); fpga-lut builds models "
-            "whose output is the last layer's codes (do argmax and the like on the host)"
-        )
+            "the model's outputs do not all come from its last logic layer "
+            f"('{op_name(ops[-1]) or ops[-1].name}'); fpga-lut builds models whose output is "
+            "computed by the netlist (host-side steps after it may read only its codes)"
+        ) from None
     source: SSAValue = ops[0].operands[0]
     prologue = slice_program(program, list(fn.body.block.args), [source])
-    netlist = slice_program(program, [source], [ops[-1].results[0]])
+    netlist = slice_program(program, [source], [result])
     return prologue, netlist
-
-
-def _ops_after(fn: func.FuncOp, last: Operation) -> list[Operation]:
-    ops = list(fn.body.block.ops)
-    return [op for op in ops[ops.index(last) + 1 :] if op.name != "func.return"]
 
 
 def _layer_rows(program: Program) -> list[dict[str, Any]]:

@@ -144,3 +144,45 @@ def test_missing_tools_name_the_debian_packages(
 def test_other_targets_still_need_a_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "--target", "c", "-o", "x"]) == 2
     assert "needs an input model" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small LogicNets-style digits MLP trained briefly, exported as QONNX and as QDQ."""
+    import dataclasses
+
+    import onnx
+
+    from ircomp.train.data import load_digits
+    from ircomp.train.logicnet_config import preset
+    from ircomp.train.logicnet_onnx import to_qdq, to_qonnx
+    from ircomp.train.logicnet_train import train_logicnet
+
+    config = dataclasses.replace(
+        preset("logicnets-digits"),
+        hidden=[16, 8],
+        fan_in=[3, 3, 3],
+        bits=[2, 2, 2],
+        activations=["relu", "relu", "relu"],
+        epochs=2,
+        float_epochs=2,
+    )
+    trained = train_logicnet(config, load_digits())
+    folder = tmp_path_factory.mktemp("exported")
+    onnx.save(to_qonnx(trained.folded), folder / "qonnx.onnx")
+    onnx.save(to_qdq(trained.folded), folder / "qdq.onnx")
+    (folder / "accuracy.txt").write_text(str(trained.report["interpreter_accuracy"]))
+    return folder
+
+
+@needs_tools
+@pytest.mark.parametrize("kind", ["qonnx", "qdq"])
+def test_user_exported_onnx_models_build(exported: Path, tmp_path: Path, kind: str) -> None:
+    out = tmp_path / kind
+    args = [str(exported / f"{kind}.onnx"), "--target", "fpga-lut", "-o", str(out)]
+    assert main(["build", *args, "--dataset", "digits", "--no-minimize", "--synth", "none"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["simulation"]["iverilog"]["passed"] == report["simulation"]["iverilog"]["total"]
+    assert [row["input_bits"] for row in report["layers"]] == [2, 2, 2]
+    expected = float((exported / "accuracy.txt").read_text())
+    assert report["accuracy"]["netlist"] == pytest.approx(expected, abs=1e-9)

@@ -31,7 +31,16 @@ from ircomp.pass_manager import (
 )
 from ircomp.passes import BUILTIN_PASSES, ConstantFoldPass, FoldBatchNormPass
 
-BUILTINS = {"cse", "dce", "constant-fold", "fold-batchnorm", "logic-extract", "shape-inference"}
+BUILTINS = {
+    "cse",
+    "dce",
+    "constant-fold",
+    "fold-batchnorm",
+    "logic-extract",
+    "matmul-to-linear",
+    "narrow-codes",
+    "shape-inference",
+}
 
 
 def _program() -> Program:
