@@ -24,7 +24,7 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.ir import SSAValue
 
-from ircomp.dialects import logic
+from ircomp.dialects import logic, nn
 from ircomp.dialects.nn import op_name
 from ircomp.errors import InputError, IrcompError
 from ircomp.fileio import write_folder
@@ -184,10 +184,11 @@ def split_at_logic(program: Program) -> tuple[Program, Program]:
     fn = _main(program)
     ops = [op for op in fn.body.block.ops if isinstance(op, LOGIC_OPS)]
     if not ops:
+        reasons = "".join(f"\n  {line}" for line in unmapped_layers(program))
         raise InputError(
-            "no layer of the model became logic: fpga-lut needs layers of nn.linear between "
-            "tensors of low-bit integer codes (quantized activations, small fan-in); see "
-            "`ircomp train` for a model trained for logic"
+            "no layer of the model became logic: fpga-lut needs fully connected layers "
+            "between tensors of low-bit integer codes (quantized activations, small fan-in); "
+            f"`ircomp train` trains such a model.{reasons}"
         )
     returned = fn.body.block.last_op
     assert returned is not None
@@ -204,6 +205,39 @@ def split_at_logic(program: Program) -> tuple[Program, Program]:
     prologue = slice_program(program, list(fn.body.block.args), [source])
     netlist = slice_program(program, [source], [result])
     return prologue, netlist
+
+
+def _code_source(value: SSAValue) -> SSAValue:
+    owner = value.owner
+    return owner.input if isinstance(owner, nn.DequantizeOp) else value
+
+
+def unmapped_layers(program: Program, limit: int = 8) -> list[str]:
+    """Why each multiply-accumulate layer of the model stayed arithmetic (for error messages)."""
+    lines = []
+    for op in _main(program).body.block.ops:
+        if not isinstance(op, nn.MacOp):
+            continue
+        label = f"layer '{op_name(op) or op.name}' ({op.name})"
+        source = _code_source(op.operands[0])
+        fmt = source.type.element_type  # type: ignore[attr-defined]
+        if isinstance(op, nn.Conv2dOp):
+            lines.append(
+                f"{label}: convolutions are not mapped to logic; use fully connected layers"
+            )
+        elif logic.code_width(fmt) is None:
+            lines.append(
+                f"{label}: its input is {fmt}, not integer codes; quantize the "
+                "activations feeding it (QONNX Quant, QDQ, ircomp train)"
+            )
+        else:
+            lines.append(
+                f"{label}: its output does not reach low-bit codes through per-feature "
+                "ops; end it with a quantized activation"
+            )
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"... and {len(lines) - limit} more"]
+    return lines
 
 
 def _layer_rows(program: Program) -> list[dict[str, Any]]:

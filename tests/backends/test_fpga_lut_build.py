@@ -94,7 +94,9 @@ def test_a_model_without_logic_layers_is_refused(
     save_program(b.finish([y]), dense)
     out = tmp_path / "out"
     assert _build(dense, model[1], out, "--synth", "none", "--no-minimize") == 2
-    assert "no layer of the model became logic" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no layer of the model became logic" in err
+    assert "layer 'fc' (nn.linear): its input is f32, not integer codes" in err
     assert not out.exists()
 
 
