@@ -1,4 +1,6 @@
-"""logic-extract: turn each layer of neurons over low-bit codes into truth tables (`logic.table`).
+"""logic-extract: turn each layer of neurons over low-bit codes into logic: truth tables
+(`logic.table`) or, for integer layers too wide for a table, thresholded constant-coefficient sums
+(`logic.threshold`).
 
 A *neuron layer* is an `nn.linear` whose input is a tensor of integer-grid codes (directly or
 through one `nn.dequantize`), followed by single-use, column-local ops (requantize, quantize,
@@ -8,11 +10,31 @@ zero out (its fan-in), so it is a Boolean function of `w_in * F` input bits. The
 that function on every input pattern with the golden interpreter's kernels and replaces the layer
 by one `logic.table` (identical tables stored once), which is exact by construction.
 
+A layer whose neurons have more than `max-inputs` input bits cannot be a table. With
+`decompose=threshold` (the default) an **integer** layer (codes -> integer `nn.linear`, no
+`nn.dequantize` in front) becomes a `logic.threshold` instead (the FINN MultiThreshold idea):
+neuron j is `base_j + #{t : acc_j >= T_jt}` with `acc_j = sum_k W_jk x_k` the exact integer sum
+of its fan-in codes times its weights (minus the weight zero point; the input zero point and the
+bias move into the thresholds). The thresholds come from enumerating the column-local chain after
+the sum (bias, requantize, clamp, activations) with the golden kernels on every accumulator value
+the neuron can reach, so the realization is exact; a chain that is not monotone in the
+accumulator (a neuron whose output falls then rises), an accumulator that would wrap, or a float
+sum (`dequantize -> float linear`: float sums cannot be split exactly, their rounding depends on
+the order of the additions) cannot be thresholded and stays an error naming the layer and why.
+With `decompose=none` every layer over the limit is an error.
+
+`realize` picks the realization of every layer: `table` (default; thresholds only over the limit,
+as `decompose` says), `threshold` (every recognised layer; an error where impossible), `auto`
+(threshold exactly when a neuron is over `max-inputs`, else table). Each new op records what it
+got in the discardable attribute `logic.realization` ("table" or "threshold").
+
 Options: `max-inputs` bounds `w_in * F` (a table has `2^(w_in*F)` rows); `max-rows` bounds the
-rows enumerated per layer; `care-data` (a .npy/.npz of inputs of @main) adds the care set, the
-rows each neuron sees on that data (`logic-minimize` may then change the other rows).
+rows enumerated per layer (table rows, or accumulator values for thresholds); `care-data` (a
+.npy/.npz of inputs of @main) adds the care set, the rows each neuron sees on that data
+(`logic-minimize` may then change the other rows; threshold layers have none).
 Requires: static weights (`nn.weight`) in the layers. Layers it cannot map are left alone; a
-layer over `max-inputs` is an error naming it, its fan-in and what to change.
+layer over `max-inputs` that cannot be thresholded is an error naming it, its fan-in and what to
+change.
 """
 
 from __future__ import annotations
@@ -24,15 +46,16 @@ from pathlib import Path
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, StringAttr, i1, i32
+from xdsl.dialects.builtin import IntegerType, ModuleOp, StringAttr, i1, i32
 from xdsl.ir import Operation, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from ircomp.dialects import logic, nn
 from ircomp.dialects.base import result_shape
-from ircomp.errors import InputError
+from ircomp.errors import InputError, IrcompError
 from ircomp.interpreter.kernels import KERNELS
 from ircomp.interpreter.kernels import Context as KernelContext
+from ircomp.interpreter.logic_kernels import threshold_counts
 from ircomp.interpreter.values import repr_of
 from ircomp.ir.program import Program
 from ircomp.ir.weights import WeightStore
@@ -60,6 +83,12 @@ _UNARY_COLUMN_OPS = (
 )
 _BINARY_COLUMN_OPS = (nn.AddOp, nn.SubOp, nn.MulOp, nn.DivOp)
 MAX_INPUT_CODE_BITS = 8
+REALIZATIONS = ("table", "threshold", "auto")
+DECOMPOSITIONS = ("threshold", "none")
+REALIZATION_ATTR = "logic.realization"
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+# Accumulator values evaluated per batch of the post-sum chain.
+CHAIN_BATCH_VALUES = 1 << 22
 
 
 @dataclass
@@ -95,10 +124,13 @@ class NeuronLayer:
 
 @dataclass(frozen=True)
 class LogicExtractPass(IrcompPass):
-    """Replace neuron layers over low-bit codes by truth tables (`logic.table`), exactly.
+    """Replace neuron layers over low-bit codes by truth tables (`logic.table`) or, for integer
+    layers over `max-inputs`, by thresholded constant-coefficient sums (`logic.threshold`),
+    exactly.
 
     Requires: layers of `nn.linear` with `nn.weight` weights between tensors of codes.
-    Guarantees: the program computes the same codes (tables enumerated by the golden kernels).
+    Guarantees: the program computes the same codes (tables enumerated by the golden kernels,
+    thresholds from the golden kernels on every reachable accumulator value).
     """
 
     name = "logic-extract"
@@ -106,30 +138,77 @@ class LogicExtractPass(IrcompPass):
     max_rows: int = 1 << 24
     max_output_bits: int = 16
     care_data: str = ""
+    decompose: str = "threshold"
+    realize: str = "table"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        self._check_options()
         weights = weights_of(ctx)
         for function in functions(op):
             layers = find_layers(function, self.max_output_bits, weights)
-            self._check_limits(layers)
-            care = self._care_rows(op, function, layers, weights) if self.care_data else {}
+            plans = self._plan(layers, weights)
+            table_layers = [
+                layer for layer, plan in zip(layers, plans, strict=True) if plan is None
+            ]
+            care = self._care_rows(op, function, table_layers, weights) if self.care_data else {}
             renamed: dict[SSAValue, SSAValue] = {}
-            for layer in layers:
+            for layer, plan in zip(layers, plans, strict=True):
                 layer.source = renamed.get(layer.source, layer.source)
-                tables = enumerate_layer(layer, weights)
-                renamed[layer.result] = _replace(ctx, layer, tables, care.get(layer.name))
+                if plan is None:
+                    tables = enumerate_layer(layer, weights)
+                    new = _replace(ctx, layer, tables, care.get(layer.name))
+                else:
+                    new = _replace_threshold(ctx, layer, plan)
+                renamed[layer.result] = new
 
-    def _check_limits(self, layers: list[NeuronLayer]) -> None:
+    def _check_options(self) -> None:
+        if self.realize not in REALIZATIONS:
+            raise InputError(
+                f"logic-extract realize={self.realize!r}: use one of {', '.join(REALIZATIONS)}"
+            )
+        if self.decompose not in DECOMPOSITIONS:
+            raise InputError(
+                f"logic-extract decompose={self.decompose!r}: use one of "
+                f"{', '.join(DECOMPOSITIONS)}"
+            )
+        if self.realize == "auto" and self.decompose == "none":
+            raise InputError(
+                "logic-extract realize=auto realizes the layers over max-inputs as thresholds, "
+                "which contradicts decompose=none; use realize=table with decompose=none"
+            )
+
+    def _wants_threshold(self, over: bool) -> bool:
+        if self.realize == "threshold":
+            return True
+        return over and (self.realize == "auto" or self.decompose == "threshold")
+
+    def _plan(self, layers: list[NeuronLayer], weights: WeightStore) -> list[ThresholdLayer | None]:
+        """The realization of each layer (None: a table); InputError listing every layer that
+        has none."""
         problems = []
+        plans: list[ThresholdLayer | None] = []
         for layer in layers:
             bits = layer.width_in * layer.max_fanin
             wide = sum(1 for f in layer.fanin if layer.width_in * len(f) > self.max_inputs)
+            over = (
+                f"layer '{layer.name}': {wide} of {len(layer.fanin)} neurons have more than "
+                f"{self.max_inputs // layer.width_in} inputs of {layer.width_in} bits (up to "
+                f"{layer.max_fanin} inputs = {bits} bits)"
+            )
+            if self._wants_threshold(bool(wide)):
+                try:
+                    plans.append(threshold_layer(layer, weights, self.max_rows))
+                    continue
+                except NotThresholdable as err:
+                    why = f"not realizable as thresholds: {err}"
+                    problems.append(
+                        f"{over}, and {why}" if wide else f"layer '{layer.name}': {why}"
+                    )
+                    plans.append(None)
+                    continue
+            plans.append(None)
             if wide:
-                problems.append(
-                    f"layer '{layer.name}': {wide} of {len(layer.fanin)} neurons have more than "
-                    f"{self.max_inputs // layer.width_in} inputs of {layer.width_in} bits (up to "
-                    f"{layer.max_fanin} inputs = {bits} bits)"
-                )
+                problems.append(over)
             rows = len(layer.fanin) << bits
             if rows > self.max_rows:
                 problems.append(
@@ -137,13 +216,27 @@ class LogicExtractPass(IrcompPass):
                     f"rows = {rows:,} rows exceeds max-rows={self.max_rows:,}"
                 )
         if problems:
+            hints = []
+            if any(" neurons have more than " in p or "max-rows" in p for p in problems):
+                hints.append(
+                    "retrain with a smaller fan-in or fewer activation bits (ircomp train "
+                    "--fan-in/--bits), or raise logic-extract{max-inputs=..., max-rows=...} "
+                    "(each extra input bit doubles every table)"
+                )
+            if self.decompose == "none" and self.realize == "table":
+                hints.append(
+                    "or use decompose=threshold for integer layers (an exact sum of constant "
+                    "multiples compared against thresholds)"
+                )
+            if self.realize == "threshold":
+                hints.append("realize=auto keeps tables where they fit")
             raise InputError(
-                "cannot turn these layers into truth tables:\n  "
+                "cannot turn these layers into logic (truth tables or thresholds):\n  "
                 + "\n  ".join(problems)
-                + "\nretrain with a smaller fan-in or fewer activation bits (ircomp train "
-                "--fan-in/--bits), or raise logic-extract{max-inputs=..., max-rows=...} "
-                "(each extra input bit doubles every table)"
+                + "\n"
+                + ", ".join(hints)
             )
+        return plans
 
     def _care_rows(
         self,
@@ -280,12 +373,14 @@ def find_layers(
 # ---- enumeration ----------------------------------------------------------------------------
 
 
-def _prepare_chain(layer: NeuronLayer, weights: WeightStore) -> Callable[[np.ndarray], np.ndarray]:
-    """The layer's ops as one function of the source codes, run by the golden kernels."""
+def _prepare_chain(
+    ops: list[Operation], source: SSAValue, result: SSAValue, weights: WeightStore
+) -> Callable[[np.ndarray], np.ndarray]:
+    """`ops` as one function from `source` to `result`, run by the golden kernels."""
     ctx = KernelContext(weights)
     constants: dict[SSAValue, np.ndarray] = {}
     steps = []
-    for op in layer.ops:
+    for op in ops:
         for operand in op.operands:
             owner = _constant(operand)
             if owner is not None and operand not in constants:
@@ -294,10 +389,10 @@ def _prepare_chain(layer: NeuronLayer, weights: WeightStore) -> Callable[[np.nda
 
     def run(x: np.ndarray) -> np.ndarray:
         env = dict(constants)
-        env[layer.source] = x
+        env[source] = x
         for fn, op in steps:
             env.update(zip(op.results, fn(*[env[v] for v in op.operands]), strict=True))
-        return env[layer.result]
+        return env[result]
 
     return run
 
@@ -321,7 +416,7 @@ def _disjoint_groups(fanin: list[np.ndarray]) -> list[list[int]]:
 
 def enumerate_layer(layer: NeuronLayer, weights: WeightStore) -> np.ndarray:
     """[M, 2^(w_in * F)] output codes of every neuron on every row (F = the layer's max)."""
-    chain = _prepare_chain(layer, weights)
+    chain = _prepare_chain(layer.ops, layer.source, layer.result, weights)
     width = layer.width_in
     fan_max = layer.max_fanin
     features_in = result_shape(layer.source)[-1]
@@ -339,6 +434,181 @@ def enumerate_layer(layer: NeuronLayer, weights: WeightStore) -> np.ndarray:
             low_rows = np.arange(tables.shape[1]) & (own - 1)
             tables[j] = y[:own, j][low_rows]
     return tables
+
+
+# ---- thresholds -----------------------------------------------------------------------------
+
+
+class NotThresholdable(Exception):
+    """Why a layer cannot be realized as thresholds (becomes part of an InputError)."""
+
+
+@dataclass(frozen=True)
+class ThresholdLayer:
+    """The operands of a `logic.threshold` for a layer (see `threshold_layer`)."""
+
+    fanin: np.ndarray  # int32 [M, F], -1 = unused slot
+    weights: np.ndarray  # int64 [M, F], 0 on unused slots
+    thresholds: np.ndarray  # int64 [M, T], ascending per neuron, INT32_MAX = never reached
+    base: np.ndarray  # int64 [M], the output code below the first threshold
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        """[n, N] input codes -> [n, M] counts above the base (the op's semantics, no wrap)."""
+        codes = np.where(self.fanin >= 0, x.astype(np.int64)[:, np.maximum(self.fanin, 0)], 0)
+        return threshold_counts((codes * self.weights).sum(axis=-1), self.thresholds)
+
+
+def _code_range(value: SSAValue) -> tuple[int, int]:
+    low, high = repr_of(value).code_range()
+    return int(low), int(high)
+
+
+def _sum_range(weights: np.ndarray, low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the least and largest `sum_k weights[k] * x_k` over codes x_k in [low, high]."""
+    at_low, at_high = weights * low, weights * high
+    return np.minimum(at_low, at_high).sum(axis=-1), np.maximum(at_low, at_high).sum(axis=-1)
+
+
+def _effective_weights(layer: NeuronLayer, weights: WeightStore) -> np.ndarray:
+    """[M, F] integer weights (minus the weight zero point) of each neuron's fan-in."""
+    linear = layer.linear
+    if isinstance(layer.ops[0], nn.DequantizeOp):
+        raise NotThresholdable(
+            "its sum is in floating point (nn.dequantize -> float nn.linear), and float sums "
+            "cannot be split exactly (their rounding depends on the order of the additions); "
+            "only a truth table is exact (or quantize the layer to an integer MAC)"
+        )
+    for what, value in (("weights", linear.weight), ("sum", linear.result)):
+        if logic.code_width(element_type(value)) is None:
+            raise NotThresholdable(
+                f"its {what} are {element_type(value)}, not integer or fixed-point codes"
+            )
+    weight_op = _constant(linear.weight)
+    assert weight_op is not None
+    w = np.asarray(weights.get(weight_op.hash.data)).astype(np.int64)
+    w = w - int(linear.get("weight_zero_point") or 0)
+    out = np.zeros((len(layer.fanin), max(layer.max_fanin, 1)), dtype=np.int64)
+    for j, inputs in enumerate(layer.fanin):
+        out[j, : len(inputs)] = w[j, inputs]
+    if out.size and np.abs(out).max() > INT32_MAX:
+        raise NotThresholdable("its weights minus their zero point do not fit 32 bits")
+    return out
+
+
+def _chain_outputs(
+    layer: NeuronLayer, weights: WeightStore, low: np.ndarray, high: np.ndarray
+) -> list[np.ndarray]:
+    """Per neuron j, the layer's output codes for accumulators `low[j] .. high[j]` (the values
+    of the linear's result), computed by the golden kernels of the ops after the linear."""
+    after = layer.ops[layer.ops.index(layer.linear) + 1 :]
+    start = layer.linear.result
+    chain = _prepare_chain(after, start, layer.result, weights) if after else None
+    dtype = repr_of(start).dtype
+    span = int((high - low).max()) + 1 if len(low) else 0
+    batch = max(1, CHAIN_BATCH_VALUES // max(len(low), 1))
+    pieces = []
+    for first in range(0, span, batch):
+        offsets = np.arange(first, min(first + batch, span), dtype=np.int64)
+        acc = np.minimum(low[None, :] + offsets[:, None], high[None, :]).astype(dtype)
+        pieces.append(np.asarray(chain(acc) if chain else acc).astype(np.int64))
+    values = np.concatenate(pieces) if pieces else np.zeros((0, len(low)), np.int64)
+    return [values[: int(high[j] - low[j]) + 1, j] for j in range(len(low))]
+
+
+def threshold_layer(layer: NeuronLayer, weights: WeightStore, max_values: int) -> ThresholdLayer:
+    """The exact `logic.threshold` of an integer layer, or NotThresholdable saying why not.
+
+    Neuron j's raw sum `s = sum_k W_jk x_k` ranges over [lo_j, hi_j] (input codes in their
+    format's range); the linear's value is `s - x_zp * sum_k W_jk + bias_j`. The chain after the
+    linear is evaluated on every such value; when it is non-increasing in `s`, the neuron's
+    weights are negated (the sum becomes `-s`) so that it is non-decreasing; the thresholds are
+    the first sums reaching each next output code.
+    """
+    w = _effective_weights(layer, weights)
+    linear = layer.linear
+    low, high = _code_range(layer.source)
+    lo, hi = _sum_range(w, low, high)
+    total = int((hi - lo + 1).sum())
+    if total > max_values:
+        raise NotThresholdable(
+            f"enumerating its accumulator ranges ({total:,} values) exceeds max-rows={max_values:,}"
+        )
+    bias = np.zeros(len(w), dtype=np.int64)
+    if linear.bias is not None:
+        bias_op = _constant(linear.bias)
+        assert bias_op is not None
+        bias = np.broadcast_to(
+            np.asarray(weights.get(bias_op.hash.data)).astype(np.int64).reshape(-1), bias.shape
+        )
+    offset = bias - int(linear.get("input_zero_point") or 0) * w.sum(axis=-1)
+    acc_low, acc_high = _code_range(linear.result)
+    bad = np.flatnonzero((lo + offset < acc_low) | (hi + offset > acc_high))
+    if bad.size:
+        j = int(bad[0])
+        raise NotThresholdable(
+            f"neuron {j}'s accumulator reaches [{lo[j] + offset[j]}, {hi[j] + offset[j]}], "
+            f"beyond its {element_type(linear.result)} result (the sum would wrap)"
+        )
+    if lo.min(initial=0) <= INT32_MIN or hi.max(initial=0) >= INT32_MAX:
+        raise NotThresholdable("its sums do not fit the i32 thresholds")
+    outputs = _chain_outputs(layer, weights, lo + offset, hi + offset)
+    fanin = np.full(w.shape, -1, dtype=np.int32)
+    for j, inputs in enumerate(layer.fanin):
+        fanin[j, : len(inputs)] = inputs
+    steps: list[np.ndarray] = []
+    base = np.zeros(len(w), dtype=np.int64)
+    for j, y in enumerate(outputs):
+        diff = np.diff(y)
+        start = int(lo[j])
+        if np.any(diff < 0):
+            if np.any(diff > 0):
+                rise, fall = int(np.argmax(diff > 0)), int(np.argmax(diff < 0))
+                raise NotThresholdable(
+                    f"neuron {j}'s output is not monotone in its accumulator (the chain after "
+                    f"the sum rises at sum {start + rise} and falls at sum {start + fall}), so "
+                    "no set of thresholds gives it"
+                )
+            y, w[j], start = y[::-1], -w[j], -int(hi[j])
+        base[j] = y[0]
+        levels = base[j] + np.arange(1, int(y[-1] - y[0]) + 1)
+        steps.append(start + np.searchsorted(y, levels, side="left"))
+    width = max((len(t) for t in steps), default=0) or 1
+    thresholds = np.full((len(w), width), INT32_MAX, dtype=np.int64)
+    for j, t in enumerate(steps):
+        thresholds[j, : len(t)] = t
+    plan = ThresholdLayer(fanin, w, thresholds, base)
+    _spot_check(layer, weights, plan)
+    return plan
+
+
+def _spot_check(layer: NeuronLayer, weights: WeightStore, plan: ThresholdLayer) -> None:
+    """The thresholds against the layer's golden chain on random inputs and the extremes: the
+    derivation is exact by construction, so a difference is a bug in ircomp."""
+    rng = np.random.default_rng(0)
+    low, high = _code_range(layer.source)
+    features = result_shape(layer.source)[-1]
+    x = rng.integers(low, high + 1, (64, features))
+    x[0], x[1] = low, high
+    rep = repr_of(layer.result)
+    expected = _prepare_chain(layer.ops, layer.source, layer.result, weights)(
+        x.astype(repr_of(layer.source).dtype)
+    )
+    got = rep.wrap(plan.base + plan.evaluate(x))
+    if not np.array_equal(np.asarray(expected).astype(np.int64), got.astype(np.int64)):
+        raise IrcompError(
+            f"logic-extract: the thresholds of layer '{layer.name}' differ from the layer on "
+            "test inputs; this is a bug in ircomp"
+        )
+
+
+def _narrow_int(values: np.ndarray) -> tuple[np.ndarray, IntegerType]:
+    """`values` in the narrowest of i8, i16, i32 that holds them (store dtype, type)."""
+    for bits, dtype in ((8, np.int8), (16, np.int16)):
+        if values.size == 0 or (
+            values.min() >= -(1 << (bits - 1)) and values.max() < 1 << (bits - 1)
+        ):
+            return values.astype(dtype), IntegerType(bits)
+    return values.astype(np.int32), IntegerType(32)  # |values| < 2^31: checked when planned
 
 
 # ---- rewriting ------------------------------------------------------------------------------
@@ -380,14 +650,48 @@ def _replace(
         [layer.source, *(w.result for w in weight_ops)],
         layer.result.type,
     )
-    table.attributes[nn.NAME_ATTR] = StringAttr(layer.name)
-    Rewriter.insert_op([*weight_ops, table], InsertPoint.after(layer.ops[-1]))
-    layer.result.replace_all_uses_with(table.result)
+    return _swap(layer, weight_ops, table, "table")
+
+
+def _replace_threshold(ctx: Context, layer: NeuronLayer, plan: ThresholdLayer) -> SSAValue:
+    """Put the `logic.threshold` in place of the layer; returns its result."""
+    weights, weight_type = _narrow_int(plan.weights)
+    rep = repr_of(layer.result)
+    weight_ops = [
+        new_weight(ctx, f"{layer.name}.fanin", plan.fanin.astype(np.int32), i32),
+        new_weight(ctx, f"{layer.name}.weights", weights, weight_type),
+        new_weight(ctx, f"{layer.name}.thresholds", plan.thresholds.astype(np.int32), i32),
+        new_weight(
+            ctx, f"{layer.name}.base", plan.base.astype(rep.dtype), element_type(layer.result)
+        ),
+    ]
+    op = nn.build(
+        logic.ThresholdOp, [layer.source, *(w.result for w in weight_ops)], layer.result.type
+    )
+    return _swap(layer, weight_ops, op, "threshold")
+
+
+def _swap(
+    layer: NeuronLayer, weight_ops: list[nn.WeightOp], new: Operation, realization: str
+) -> SSAValue:
+    """Insert `new` (after its weights) in place of the layer's ops, which are erased."""
+    new.attributes[nn.NAME_ATTR] = StringAttr(layer.name)
+    new.attributes[REALIZATION_ATTR] = StringAttr(realization)
+    Rewriter.insert_op([*weight_ops, new], InsertPoint.after(layer.ops[-1]))
+    layer.result.replace_all_uses_with(new.results[0])
     dead_operands = [v for op in layer.ops for v in op.operands]
     for op in reversed(layer.ops):
         Rewriter.erase_op(op)
     erase_unused_weights(dead_operands)
-    return table.result
+    return new.results[0]
 
 
-__all__ = ["LogicExtractPass", "NeuronLayer", "enumerate_layer", "find_layers"]
+__all__ = [
+    "LogicExtractPass",
+    "NeuronLayer",
+    "NotThresholdable",
+    "ThresholdLayer",
+    "enumerate_layer",
+    "find_layers",
+    "threshold_layer",
+]

@@ -7,11 +7,12 @@
     simulate(files, top=netlist.top, simulator="iverilog")   # or "verilator"; SimResult
     synthesize(files, top=netlist.top, flow="generic")       # or "xilinx"; SynthReport
 
-`@main` must be a chain of `logic.table` / `logic.lut_network` ops (weights as `nn.weight`,
-`nn.reshape` / `nn.flatten` that keep the last axis as wiring). `logic.lut_network` layers become
-one assign per LUT from its INIT word; `logic.table` layers the LogicNets-style baseline, a case
-ROM per neuron. The interface (ports, bit order, pipelining, testbench) is `spec/logic.md`
-section 5.
+`@main` must be a chain of `logic.table` / `logic.lut_network` / `logic.threshold` ops (weights
+as `nn.weight`, `nn.reshape` / `nn.flatten` that keep the last axis as wiring).
+`logic.lut_network` layers become one assign per LUT from its INIT word; `logic.table` layers the
+LogicNets-style baseline, a case ROM per neuron; `logic.threshold` layers an adder of constant
+multiples per neuron with comparators against its thresholds. The interface (ports, bit order,
+pipelining, testbench) is `spec/logic.md` section 5.
 """
 
 from __future__ import annotations

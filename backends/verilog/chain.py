@@ -1,9 +1,10 @@
 """The chain of logic layers a program's function holds, in the form the emitter needs.
 
 A program fits the Verilog backend when its function takes one tensor of codes and is a chain
-`x -> layer_0 -> layer_1 -> ... -> y` of `logic.table` / `logic.lut_network` ops, with their
-tables as `nn.weight` ops and, between them, only `nn.reshape` / `nn.flatten` ops that keep the
-last axis (pure wiring: the netlist handles one row of the last axis per clock cycle).
+`x -> layer_0 -> layer_1 -> ... -> y` of `logic.table` / `logic.lut_network` / `logic.threshold`
+ops, with their tables, networks and thresholds as `nn.weight` ops and, between them, only
+`nn.reshape` / `nn.flatten` ops that keep the last axis (pure wiring: the netlist handles one
+row of the last axis per clock cycle).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ircomp.ir.program import Program
 from ircomp.logic.network import LutNetwork
 
 WIRING_OPS = (nn.ReshapeOp, nn.FlattenOp)
-LOGIC_OPS = (logic.TableOp, logic.LutNetworkOp)
+LOGIC_OPS = logic.LAYER_OPS
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,30 @@ class Tables:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """A `logic.threshold` layer: neuron j is `base[j] + #{t : acc_j >= thresholds[j, t]}`
+    (wrapped to `w_out` bits), `acc_j = sum_k weights[j, k] * x[fanin[j, k]]`.
+
+    `weights` is 0 on the `-1` fan-in slots; `thresholds` are sorted ascending per neuron;
+    `base` holds output codes (signed values for signed formats).
+    """
+
+    fanin: np.ndarray  # int64 [M, F]
+    weights: np.ndarray  # int64 [M, F]
+    thresholds: np.ndarray  # int64 [M, T]
+    base: np.ndarray  # int64 [M]
+
+
+@dataclass(frozen=True)
 class Layer:
     index: int
-    op_name: str  # "logic.table" or "logic.lut_network"
+    op_name: str  # "logic.table", "logic.lut_network" or "logic.threshold"
     name: str  # the op's source name ("" when it has none)
     input: Codes
     output: Codes
     tables: Tables | None = None
     network: LutNetwork | None = None
+    threshold: Thresholds | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +144,25 @@ def _table_layer(op: logic.TableOp, program: Program, index: int, inp: Codes, ou
     )
 
 
+def _threshold_layer(
+    op: logic.ThresholdOp, program: Program, index: int, inp: Codes, out: Codes
+) -> Layer:
+    fanin = _weight(op, 1, program).astype(np.int64)
+    weights = _weight(op, 2, program).astype(np.int64)
+    thresholds = np.sort(_weight(op, 3, program).astype(np.int64), axis=-1)
+    base = _weight(op, 4, program).astype(np.int64)
+    if fanin.size and (fanin.min() < -1 or fanin.max() >= inp.count):
+        raise InputError(f"{_describe(op)}: fan-in indices must be -1 or in 0..{inp.count - 1}")
+    return Layer(
+        index,
+        op.name,
+        nn.op_name(op) or "",
+        inp,
+        out,
+        threshold=Thresholds(fanin, np.where(fanin >= 0, weights, 0), thresholds, base),
+    )
+
+
 def logic_chain(program: Program, function: str = "main") -> Chain:
     """The logic layers of `@function`; InputError naming the op that does not fit."""
     fn = next(
@@ -185,6 +221,8 @@ def logic_chain(program: Program, function: str = "main") -> Chain:
             out = _codes(op.results[0], f"{_describe(op)}: result")
             if isinstance(op, logic.TableOp):
                 layers.append(_table_layer(op, program, index, inp, out))
+            elif isinstance(op, logic.ThresholdOp):
+                layers.append(_threshold_layer(op, program, index, inp, out))
             else:
                 network = lut_network_of(op, program.weights)
                 layers.append(
@@ -194,12 +232,14 @@ def logic_chain(program: Program, function: str = "main") -> Chain:
             continue
         raise InputError(
             f"{_describe(op)} is not a logic op: the Verilog backend (fpga-lut) takes a chain of "
-            "logic.table / logic.lut_network ops (nn.reshape / nn.flatten between them as "
-            "wiring); run logic-extract so that every layer becomes a logic op, or cut the "
-            "program to its logic part"
+            "logic.table / logic.lut_network / logic.threshold ops (nn.reshape / nn.flatten "
+            "between them as wiring); run logic-extract so that every layer becomes a logic op, "
+            "or cut the program to its logic part"
         )
     if not layers:
-        raise InputError(f"@{function} holds no logic.table or logic.lut_network op")
+        raise InputError(
+            f"@{function} holds no logic.table or logic.lut_network op or logic.threshold op"
+        )
     if result is not current:
         raise InputError(f"@{function} must return the result of its last logic layer")
     argument, returned = args[0].type, result.type

@@ -9,6 +9,9 @@ One file per module, named after it (`<module>.v`):
   - `logic.lut_network`: one `wire nL = TL[{..inputs..}]` per LUT, `TL` its INIT constant
     (constant slots, repeated and irrelevant inputs folded away; dead LUTs dropped);
   - `logic.table`: the LogicNets-style baseline, one instance of a case ROM per neuron;
+  - `logic.threshold`: per neuron an adder of constant multiples of its fan-in codes (widths
+    from the exact range of the sum), one comparator per distinct reachable threshold and each
+    output bit as an OR of intervals of the comparators' thermometer code;
 * `<top>_l<i>_rom<u>.v`: a case ROM (`always @*` + `case`), one per distinct table.
 """
 
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ircomp.backends.verilog.chain import Chain, Codes, Layer, Tables
+from ircomp.backends.verilog.chain import Chain, Codes, Layer, Tables, Thresholds
 from ircomp.backends.verilog.names import fragment, top_identifier
 from ircomp.errors import InputError
 from ircomp.logic.network import CONST0, CONST1, LutNetwork
@@ -34,14 +37,16 @@ class LayerInfo:
 
     index: int
     name: str  # the op's source name ("" when it has none)
-    op: str  # "logic.table" or "logic.lut_network"
+    op: str  # "logic.table", "logic.lut_network" or "logic.threshold"
     module: str  # its Verilog module
     input_bits: int
     output_bits: int
-    luts: int  # lut_network: LUTs emitted; table: 0
-    depth: int  # lut_network: LUT levels of the emitted network; table: 0
-    roms: int  # table: distinct case ROMs; lut_network: 0
+    luts: int  # lut_network: LUTs emitted; otherwise 0
+    depth: int  # lut_network: LUT levels of the emitted network; otherwise 0
+    roms: int  # table: distinct case ROMs; otherwise 0
     registered: bool  # a pipeline register follows the layer
+    comparators: int = 0  # threshold: comparators emitted (all neurons); otherwise 0
+    acc_bits: int = 0  # threshold: the widest accumulator; otherwise 0
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class Netlist:
                     "luts": info.luts,
                     "depth": info.depth,
                     "roms": info.roms,
+                    "comparators": info.comparators,
+                    "acc_bits": info.acc_bits,
                     "registered": info.registered,
                 }
                 for info in self.layers
@@ -329,6 +336,201 @@ def _table_modules(module: str, layer: Layer, header: list[str]) -> tuple[dict[s
     return files, len(roms)
 
 
+# ---- logic.threshold (constant-coefficient sums against thresholds) ------------------------
+
+
+def _code_range(width: int, signed: bool) -> tuple[int, int]:
+    return (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+
+
+@dataclass(frozen=True)
+class ThresholdNeuron:
+    """One neuron of a `logic.threshold` layer, reduced to what the hardware computes."""
+
+    terms: tuple[tuple[int, int], ...]  # (input element, nonzero weight), by element
+    low: int  # the least and largest sum its inputs reach
+    high: int
+    cuts: tuple[int, ...]  # the distinct thresholds in (low, high], ascending
+    levels: tuple[int, ...]  # output code below the first cut, then from each cut on
+
+    @property
+    def constant(self) -> bool:
+        return not self.cuts
+
+
+def threshold_neurons(layer: Layer) -> list[ThresholdNeuron]:
+    """The neurons of a threshold layer: merged terms, exact sum range, live thresholds (those
+    outside the range are constant comparisons, folded into the levels)."""
+    spec = layer.threshold
+    assert isinstance(spec, Thresholds)
+    code_low, code_high = _code_range(layer.input.width, layer.input.signed)
+    neurons = []
+    for fanin, weights, thresholds, base in zip(
+        spec.fanin.tolist(),
+        spec.weights.tolist(),
+        spec.thresholds.tolist(),
+        spec.base.tolist(),
+        strict=True,
+    ):
+        merged: dict[int, int] = {}
+        for element, weight in zip(fanin, weights, strict=True):
+            if element >= 0:
+                merged[element] = merged.get(element, 0) + weight
+        terms = tuple((e, w) for e, w in sorted(merged.items()) if w)
+        low = sum(min(w * code_low, w * code_high) for _, w in terms)
+        high = sum(max(w * code_low, w * code_high) for _, w in terms)
+        cuts = tuple(sorted({t for t in thresholds if low < t <= high}))
+        levels = tuple(base + sum(1 for t in thresholds if t <= v) for v in (low, *cuts))
+        neurons.append(ThresholdNeuron(terms, low, high, cuts, levels))
+    return neurons
+
+
+def _interval_terms(values: Sequence[bool]) -> list[tuple[int, int]]:
+    """Maximal runs [first, last] of True in `values`."""
+    runs: list[tuple[int, int]] = []
+    for i, value in enumerate(values):
+        if value:
+            if runs and runs[-1][1] == i - 1:
+                runs[-1] = (runs[-1][0], i)
+            else:
+                runs.append((i, i))
+    return runs
+
+
+# A group of fan-in codes whose weighted partial sum is tabulated: at most this many input bits,
+# so that every bit of the partial sum is one LUT6.
+PARTIAL_SUM_BITS = 6
+
+
+def _pattern(element: int, width: int, mask: int, bits: int) -> str:
+    """Input code `element` (`width` raw bits) XOR `mask`, zero-extended to `bits` bits."""
+    field = _select("x", element * width, width)
+    if mask == (1 << width) - 1:
+        field = f"~{field}"
+    elif mask:
+        field = f"({field} ^ {_const(mask, width)})"
+    return _zero_extend(field, width, bits)
+
+
+def _zero_extend(expression: str, width: int, bits: int) -> str:
+    return expression if bits == width else f"{{{{{bits - width}{{1'b0}}}}, {expression}}}"
+
+
+def _partial_sum(
+    name: str, group: Sequence[tuple[int, int]], width: int, flips: Sequence[int]
+) -> tuple[list[str], int]:
+    """Lines computing `name = sum |w| * (x_e ^ flip)` over a group of terms as one LUT per bit
+    (the flips folded into the tables, the address the raw input bits); returns (lines, bits)."""
+    fields = len(group) * width
+    address = np.arange(1 << fields, dtype=np.int64)
+    values = np.zeros_like(address)
+    for k, ((_, weight), flip) in enumerate(zip(group, flips, strict=True)):
+        values += abs(weight) * (((address >> (k * width)) & ((1 << width) - 1)) ^ flip)
+    bits = max(1, int(values.max()).bit_length())
+    select = ", ".join(_select("x", e * width, width) for e, _ in reversed(group))
+    lines = [f"{INDENT}wire {_range(bits)} {name};"]
+    for b in range(bits):
+        column = ((values >> b) & 1).tolist()
+        if not any(column) or all(column):
+            lines.append(f"{INDENT}assign {name}[{b}] = 1'b{column[0]};")
+            continue
+        init = sum(bit << a for a, bit in enumerate(column))
+        table = f"P{name.removeprefix('ps')}_{b}"
+        lines.append(
+            f"{INDENT}localparam {_range(len(column))} {table} = {_const(init, len(column))};"
+        )
+        lines.append(f"{INDENT}assign {name}[{b}] = {table}[{{{select}}}];")
+    return lines, bits
+
+
+def _threshold_module(module: str, layer: Layer, header: list[str]) -> tuple[str, int, int]:
+    """The module of a threshold layer: (text, comparators, widest accumulator).
+
+    Every term `w * x` becomes `|w| * p + c` with `p` an unsigned pattern of the input bits
+    (`x` offset by `2^(w_in-1)` when signed, i.e. its top bit flipped, and all bits inverted when
+    `w < 0`), so the adder is an unsigned sum of positive constant multiples and the constants
+    `c` move into the thresholds. Terms (largest weights first) are grouped by
+    `PARTIAL_SUM_BITS` input bits; a group's partial sum is tabulated, one LUT per bit.
+    """
+    w_in, w_out = layer.input.width, layer.output.width
+    mask = (1 << w_out) - 1
+    all_ones = (1 << w_in) - 1
+    half = 1 << (w_in - 1) if layer.input.signed else 0
+    per_group = max(1, PARTIAL_SUM_BITS // w_in)
+    body: list[str] = []
+    used: set[int] = set()
+    comparators = widest = 0
+    for j, neuron in enumerate(threshold_neurons(layer)):
+        out_low = j * w_out
+        if neuron.constant:
+            body.append(
+                f"{INDENT}assign {_select('y', out_low, w_out)} = "
+                f"{_const(neuron.levels[0] & mask, w_out)};"
+            )
+            continue
+        # sum = acc + offset with acc, the unsigned sum of the patterns, in [0, top]
+        top = sum(abs(w) * all_ones for _, w in neuron.terms)
+        offset = sum(-w * half if w > 0 else w * (all_ones - half) for _, w in neuron.terms)
+        bits = max(1, top.bit_length())
+        widest = max(widest, bits)
+        body.append(
+            f"{INDENT}// neuron {j}: sum in [{neuron.low}, {neuron.high}] = acc{j} + ({offset})"
+        )
+        terms = sorted(neuron.terms, key=lambda term: (-abs(term[1]), term[0]))
+        addends = []
+        for g in range(0, len(terms), per_group):
+            group = terms[g : g + per_group]
+            flips = [half ^ (all_ones if w < 0 else 0) for _, w in group]
+            for element, _ in group:
+                used.update(range(element * w_in, (element + 1) * w_in))
+            if len(group) == 1:
+                (element, weight), (flip,) = group[0], flips
+                operand = _pattern(element, w_in, flip, bits)
+                scale = abs(weight)
+                addends.append(operand if scale == 1 else f"{operand} * {_const(scale, bits)}")
+                continue
+            name = f"ps{j}_{g // per_group}"
+            lines, width = _partial_sum(name, group, w_in, flips)
+            body += lines
+            addends.append(_zero_extend(name, width, bits))
+        body.append(f"{INDENT}wire {_range(bits)} acc{j} =")
+        body += [
+            f"{INDENT * 2}{'+' if i else ' '} {a}{';' if i == len(addends) - 1 else ''}"
+            for i, a in enumerate(addends)
+        ]
+        for i, cut in enumerate(neuron.cuts, start=1):
+            body.append(f"{INDENT}wire ge{j}_{i} = acc{j} >= {_const(cut - offset, bits)};")
+        comparators += len(neuron.cuts)
+        count = len(neuron.cuts)
+        for b in range(w_out):
+            ones = [bool(((level & mask) >> b) & 1) for level in neuron.levels]
+            if all(ones):
+                value = "1'b1"
+            elif not any(ones):
+                value = "1'b0"
+            else:
+                products = []
+                for first, last in _interval_terms(ones):
+                    factors = [f"ge{j}_{first}"] if first > 0 else []
+                    if last < count:
+                        factors.append(f"~ge{j}_{last + 1}")
+                    products.append(" & ".join(factors))
+                value = " | ".join(
+                    f"({p})" if "&" in p and len(products) > 1 else p for p in products
+                )
+            body.append(f"{INDENT}assign y[{out_low + b}] = {value};")
+    body += _unused("x", layer.input.bits, used)
+    header = [
+        *header,
+        "Thresholds (FINN MultiThreshold style): per neuron an unsigned sum of constant "
+        "multiples of its fan-in codes",
+        "(offset, and inverted for negative weights; groups of codes as tabulated partial sums), "
+        f"compared against its reachable thresholds ({comparators} comparators);",
+        "output bit b is an OR of intervals of the comparators' thermometer code.",
+    ]
+    return _module(module, header, _layer_ports(layer), body), comparators, widest
+
+
 # ---- top -----------------------------------------------------------------------------------
 
 
@@ -425,9 +627,11 @@ def emit(chain: Chain, top: str, pipeline_stages: int) -> Netlist:
             f"x: {layer.input.count} codes of {layer.input.width} bits, y: "
             f"{layer.output.count} codes of {layer.output.width} bits.",
         ]
-        luts = depth = roms = 0
+        luts = depth = roms = comparators = acc_bits = 0
         if layer.network is not None:
             files[module], luts, depth = _lut_module(module, layer, header)
+        elif layer.threshold is not None:
+            files[module], comparators, acc_bits = _threshold_module(module, layer, header)
         else:
             more, roms = _table_modules(module, layer, header)
             files.update(more)
@@ -443,6 +647,8 @@ def emit(chain: Chain, top: str, pipeline_stages: int) -> Netlist:
                 depth,
                 roms,
                 reg,
+                comparators,
+                acc_bits,
             )
         )
     files[top] = _top_module(top, chain, modules, registered)

@@ -2,9 +2,13 @@
 
 `logic.table` holds each neuron as a truth table over the codes of its fan-in (what
 `logic-extract` produces); `logic.lut_network` holds a layer as a network of k-input LUTs over
-the bits of its input (what `logic-minimize` produces). Both read and write tensors of codes of
-integer-grid formats (`i<w>`, `ui<w>`, `fixp`, `ufixp`, `num.bit`) along the last axis; their
-tables and networks are weights, so they live in the weight store and print as `nn.weight` ops.
+the bits of its input (what `logic-minimize` produces); `logic.threshold` holds a neuron too wide
+for a table as constant-coefficient arithmetic: an exact integer weighted sum of its fan-in codes
+compared against sorted thresholds (FINN's MultiThreshold; what `logic-extract` produces for
+integer layers over its `max-inputs`). All read and write tensors of codes of integer-grid
+formats (`i<w>`, `ui<w>`, `fixp`, `ufixp`, `num.bit`) along the last axis; their tables,
+networks and thresholds are weights, so they live in the weight store and print as `nn.weight`
+ops.
 """
 
 from __future__ import annotations
@@ -61,7 +65,9 @@ class LogicOp(NNOperation):
             raise self.fail("input must have at least one axis")
         return out[0], out[1]
 
-    def static_shape(self, value: SSAValue, what: str, rank: int, element: Attribute) -> Shape:
+    def static_shape(
+        self, value: SSAValue, what: str, rank: int, element: Attribute | None
+    ) -> Shape:
         shape = result_shape(value)
         if len(shape) != rank or any(d < 0 for d in shape):
             raise self.fail(f"{what} must be a static rank-{rank} tensor, got {value.type}")
@@ -157,4 +163,67 @@ class LutNetworkOp(LogicOp):
         return self.layer_result_shape(result_shape(self.outputs)[0] // width_out)
 
 
-Logic = Dialect("logic", [TableOp, LutNetworkOp], [])
+# Bits of the exact int64 accumulation of `logic.threshold`: w_in + w_weight + bits(F) <= this.
+MAX_THRESHOLD_ACC_BITS = 63
+
+
+@irdl_op_definition
+class ThresholdOp(LogicOp):
+    """Each output neuron j is `base[j] + #{t : acc_j >= thresholds[j, t]}` (wrapped to w_out).
+
+    `acc_j = sum_k weights[j, k] * x[..., fanin[j, k]]`, exact integer arithmetic on the input
+    codes (their integer values: signed codes are negative), a fan-in slot of -1 adds nothing.
+    `thresholds` [M, T] i32 are sorted ascending per neuron (the count does not depend on the
+    order), `T <= 2^w_out - 1`; `base` [M] holds the output code of `acc = -inf`. The count is
+    added to the base and wrapped to the result's `w_out`-bit two's complement.
+    """
+
+    name = "logic.threshold"
+    input = operand_def(TensorType)
+    fanin = operand_def(TensorType)
+    weights = operand_def(TensorType)
+    thresholds = operand_def(TensorType)
+    base = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    def verify_formats(self) -> None:
+        width_in, width_out = self.widths()
+        neurons, fan_in = self.static_shape(self.fanin, "fanin", 2, i32)
+        weight_shape = self.static_shape(self.weights, "weights", 2, None)
+        weight_fmt = code_width(_elem(self.weights))
+        if (
+            weight_fmt is None
+            or not isinstance(format_of(_elem(self.weights)), Int)
+            or weight_fmt[0] > 32
+        ):
+            raise self.fail(
+                f"weights must hold integers of at most 32 bits, got {_elem(self.weights)}"
+            )
+        if weight_shape != (neurons, fan_in):
+            raise self.fail(f"weights must have the shape of fanin, {neurons}x{fan_in}")
+        acc_bits = width_in + weight_fmt[0] + fan_in.bit_length()
+        if acc_bits > MAX_THRESHOLD_ACC_BITS:
+            raise self.fail(
+                f"{fan_in} products of {width_in}-bit codes and {weight_fmt[0]}-bit weights may "
+                f"need {acc_bits} bits; the limit is {MAX_THRESHOLD_ACC_BITS}"
+            )
+        rows, steps = self.static_shape(self.thresholds, "thresholds", 2, i32)
+        if rows != neurons:
+            raise self.fail(f"thresholds has {rows} rows for {neurons} neurons")
+        if steps >= 1 << width_out:
+            raise self.fail(
+                f"{steps} thresholds per neuron for {width_out}-bit outputs; at most "
+                f"{(1 << width_out) - 1} (2^{width_out} - 1) steps are distinct"
+            )
+        (based,) = self.static_shape(self.base, "base", 1, _elem(self.result))
+        if based != neurons:
+            raise self.fail(f"base has {based} entries for {neurons} neurons")
+
+    def infer_result_shapes(self) -> list[Shape]:
+        return self.layer_result_shape(result_shape(self.fanin)[0])
+
+
+# The logic ops that hold a whole layer (input codes -> result codes).
+LAYER_OPS = (TableOp, LutNetworkOp, ThresholdOp)
+
+Logic = Dialect("logic", [TableOp, LutNetworkOp, ThresholdOp], [])

@@ -1,4 +1,5 @@
-"""Kernels of the `logic` dialect (`spec/logic.md`): table lookups and LUT-network evaluation."""
+"""Kernels of the `logic` dialect (`spec/logic.md`): table lookups, LUT-network evaluation and
+thresholded constant-coefficient sums."""
 
 from __future__ import annotations
 
@@ -23,12 +24,9 @@ def _weight_array(op: logic.LogicOp, operand: int, store: WeightStore) -> np.nda
 @kernel(logic.TableOp)
 def table(op: logic.TableOp, ctx: Context) -> Fn:
     width_in, _ = op.widths()
-    fanin = _weight_array(op, 1, ctx.weights).astype(np.int64)
+    fanin = _checked_fanin(op, ctx.weights)
     tables = _weight_array(op, 2, ctx.weights)
     table_index = _weight_array(op, 3, ctx.weights).astype(np.int64)
-    width = op.input.type.get_shape()[-1]  # type: ignore[union-attr]
-    if fanin.size and (fanin.min() < -1 or (width >= 0 and fanin.max() >= width)):
-        raise InputError(f"{op.name}: fan-in indices must be -1 or in 0..{width - 1}")
     if table_index.size and (table_index.min() < 0 or table_index.max() >= len(tables)):
         raise InputError(f"{op.name}: table_index must be in 0..{len(tables) - 1}")
     dtype = repr_of(op.result).dtype
@@ -71,5 +69,42 @@ def lut_network(op: logic.LutNetworkOp, ctx: Context) -> Fn:
         out = network.evaluate(bits)
         codes = bits_to_codes(out, width_out, signed).astype(rep.dtype)
         return (codes.reshape(*lead, -1),)
+
+    return run
+
+
+def _checked_fanin(op: logic.LogicOp, store: WeightStore) -> np.ndarray:
+    """The fan-in indices of a table or threshold op, checked against the input's width."""
+    fanin = _weight_array(op, 1, store).astype(np.int64)
+    width = op.operands[0].type.get_shape()[-1]  # type: ignore[attr-defined]
+    if fanin.size and (fanin.min() < -1 or (width >= 0 and fanin.max() >= width)):
+        raise InputError(f"{op.name}: fan-in indices must be -1 or in 0..{width - 1}")
+    return fanin
+
+
+def threshold_counts(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """[..., M] accumulators, [M, T] thresholds -> [..., M] count of thresholds each reaches."""
+    ordered = np.sort(np.asarray(thresholds, dtype=np.int64), axis=-1)
+    counts = np.zeros(acc.shape, dtype=np.int64)
+    for j, row in enumerate(ordered):
+        counts[..., j] = np.searchsorted(row, acc[..., j], side="right")
+    return counts
+
+
+@kernel(logic.ThresholdOp)
+def threshold(op: logic.ThresholdOp, ctx: Context) -> Fn:
+    fanin = _checked_fanin(op, ctx.weights)
+    weights = _weight_array(op, 2, ctx.weights).astype(np.int64)
+    thresholds = _weight_array(op, 3, ctx.weights).astype(np.int64)
+    base = _weight_array(op, 4, ctx.weights).astype(np.int64)
+    rep = repr_of(op.result)
+    used = fanin >= 0
+    slots = np.where(used, fanin, 0)
+    weights = np.where(used, weights, 0)
+
+    def run(x: np.ndarray, *_weights: np.ndarray) -> tuple[np.ndarray]:
+        codes = x.astype(np.int64)[..., slots]  # [..., M, F]
+        acc = (codes * weights).sum(axis=-1)
+        return (rep.wrap(base + threshold_counts(acc, thresholds)),)
 
     return run
