@@ -4,7 +4,9 @@
     python benchmarks/c_backend.py --quick         # fewer timing rounds, no RESULTS.md
     python benchmarks/c_backend.py --models ad,mlp_f32
 
-For each model, in one run:
+For each model, in one run, with both Cortex-M kernel sets side by side (`kernels="portable"`
+and `kernels="fast"`: im2col + dual 16-bit MACs, SMLAD on the M4; MLPerf models imported in
+the `integer` requantization mode, i.e. TFLite Micro's arithmetic):
 
 * ircomp: `build` + `measure_cortex_m4`: instructions of one `<name>_run` counted exactly by
   the QEMU plugin (`backends/c/icount.py`), model-only flash (text + rodata of the model linked
@@ -12,17 +14,21 @@ For each model, in one run:
   stack high-water mark), arena vs the liveness peak of the same lifetimes; the harness checks
   the outputs against the golden interpreter, and the interpreter is checked against the
   model's TFLite Micro outputs where the model ships them (MLPerf Tiny `*_io.npz`, `y_int8`).
+  The op functions are `noinline` in the generated code; the same model built with
+  `-DIRCOMP_OP=static` (gcc inlines each op, called once, into `<name>_run`) is counted too.
 * TFLM + CMSIS-NN / reference kernels: instructions and arena measured the same way, from
   /work/shared/design/ANCHORS.md (not re-run here: TFLM is not installable on this machine).
 * Peers, generated and measured on the same model with the same harness, flags and counter:
   emx-onnx-cgen (ONNX to C, pip `emx-onnx-cgen`) on every ONNX model, emlearn (pip `emlearn`,
   float nets from scikit-learn) on the float MLP. Their RAM adds the heap they allocate
   (emx-onnx-cgen mallocs temporaries over 1 KiB): break growth over the call, trimming off.
-* Host batch-1 latency: the generated C built with `gcc -O2` and timed in-process
-  (clock_gettime around a calibrated loop) vs onnxruntime with one thread (intra- and inter-op,
-  sequential execution) timed around `session.run`; rounds alternate between the two, and the
-  figures are medians over all rounds. onnxruntime's figure includes its Python call overhead
-  (a few microseconds), which dominates on the smallest models.
+* Host batch-1 latency: the generated C timed in-process (clock_gettime around a calibrated
+  loop): the portable and fast kernels built as `make check` builds them (`-O2`), the vector
+  kernels (`kernels="vector"`, host SIMD) as `make check-native` builds them (`-O3
+  -march=native`); vs onnxruntime with one thread (intra- and inter-op, sequential execution)
+  timed around `session.run`. Rounds alternate between all of them; the figures are medians
+  over all rounds. onnxruntime's figure includes its Python call overhead (a few
+  microseconds), which dominates on the smallest models.
 """
 
 from __future__ import annotations
@@ -45,9 +51,12 @@ from pathlib import Path
 import numpy as np
 
 from ircomp.backends.c import build
+from ircomp.backends.c.codegen import HOST_CFLAGS, NATIVE_CFLAGS
 from ircomp.backends.c.cortex_m4 import (
     ARM_CC,
     ARM_CFLAGS,
+    ARM_LDFLAGS,
+    ARM_LIBS,
     LINKER_SCRIPT,
     STARTUP,
     measure_cortex_m4,
@@ -64,6 +73,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).with_name("RESULTS.md")
 MLPERF = Path("/work/shared/benchmarks/mlperf-tiny")
 SECTION = "## C backend: Cortex-M4 instructions, flash, RAM; host latency"
+M4_KERNELS = ("portable", "fast")
+# host builds: (label, kernel set, compiler flags)
+HOST_BUILDS = (
+    ("portable -O2", "portable", HOST_CFLAGS),
+    ("fast -O2", "fast", HOST_CFLAGS),
+    ("vector -O3 -march=native", "vector", NATIVE_CFLAGS),
+)
 QEMU_TIMEOUT = 900.0
 # ANCHORS.md, measured on a Cortex-M4F under qemu-system-arm (mps2-an386) the same way
 MACS = {"kws": 2.66e6, "vww": 7.49e6, "ic": 12.5e6, "ad": 0.264e6}  # ANCHORS.md
@@ -176,24 +192,47 @@ def model_makers() -> dict[str, Callable[[Path], Case]]:
 # ---- ircomp ---------------------------------------------------------------------------------
 
 
-def measure_ircomp(case: Case, folder: Path) -> dict:
-    from ircomp.interpreter import run
-
+def build_case(case: Case, folder: Path, kernels: str) -> Path:
+    """Build the case's C (falling back to the onnx-mode import when the integer one is not
+    buildable)."""
     inputs = case.inputs or None
     try:
-        out = build(case.program, folder, case.name, inputs=inputs)
+        return build(case.program, folder, case.name, inputs=inputs, kernels=kernels)
     except InputError as err:
         if case.fallback is None:
             raise
         case.notes.append(f"integer-mode import not buildable ({err}); onnx mode used")
         case.program, case.mode, case.fallback = case.fallback(), "onnx", None
-        out = build(case.program, folder, case.name, inputs=inputs)
-    info = build_info(case.program, case.name)
+        return build(case.program, folder, case.name, inputs=inputs, kernels=kernels)
+
+
+def count_inlined(out: Path, name: str) -> int:
+    """Instructions of one `<name>_run` with the op functions left to gcc's inlining
+    (`-DIRCOMP_OP=static`), otherwise the harness build of `make cortex-m4`."""
+    elf = f"{name}_inlined.elf"
+    cmd = [ARM_CC, *ARM_CFLAGS.split(), "-DIRCOMP_CORTEX_M4", "-DIRCOMP_OP=static"]
+    cmd += [*ARM_LDFLAGS.split(), "-o", elf, "main.c", f"{name}.c", "startup_cortex_m4.c"]
+    cmd += ARM_LIBS.split()
+    proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"inlined build failed:\n{proc.stderr}")
+    counts = count_function(out / elf, f"{name}_run", timeout=QEMU_TIMEOUT)
+    if counts.status != 0:
+        raise RuntimeError(f"inlined run failed:\n{counts.output[-2000:]}")
+    return counts.per_inference
+
+
+def measure_ircomp(case: Case, folder: Path, kernels: str) -> dict:
+    from ircomp.interpreter import run
+
+    out = build_case(case, folder, kernels)
+    info = build_info(case.program, case.name, kernels)
     report = measure_cortex_m4(out, case.name, timeout=QEMU_TIMEOUT)
     if not report["passed"]:
         raise RuntimeError(f"{case.name}: the Cortex-M4 harness failed:\n{report['output']}")
-    result = {**info, **report, "mode": case.mode}
+    result = {**info, **report, "mode": case.mode, "folder": out}
     result["profile"] = profile_ops(out, case.name, timeout=QEMU_TIMEOUT)
+    result["inlined"] = count_inlined(out, case.name)
     if case.tflite_ref is not None:
         got = run(case.program, case.inputs)[0]
         diff = np.abs(got.astype(np.int32) - case.tflite_ref.astype(np.int32))
@@ -237,7 +276,7 @@ int main(int argc, char **argv)
 """
 
 
-def host_binary(folder: Path, name: str) -> Path:
+def host_binary(folder: Path, name: str, flags: tuple[str, ...]) -> Path:
     main = (folder / "main.c").read_text()
     decls = re.findall(r"^static \w+ got_\w+\[\d+\];$", main, re.M)
     call = re.search(rf"{name}_run\([^)]*\)", main)
@@ -245,7 +284,7 @@ def host_binary(folder: Path, name: str) -> Path:
     src = _HOST_BENCH.replace("NAME", name).replace("DECLS", "\n".join(decls))
     (folder / "bench_host.c").write_text(src.replace("CALL", call.group(0)))
     exe = folder / "bench_host"
-    cmd = ["gcc", "-std=c99", "-O2", "-o", exe.name, "bench_host.c", f"{name}.c", "-lm"]
+    cmd = ["gcc", *flags, "-o", exe.name, "bench_host.c", f"{name}.c", "-lm"]
     proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"host build failed:\n{proc.stderr}")
@@ -262,15 +301,16 @@ def ort_session(path: Path):  # type: ignore[no-untyped-def]
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def host_latency(exe: Path, case: Case, rounds: int, reps: int) -> dict:
-    """Median ns per inference of the C build and (with an ONNX file) onnxruntime, alternating."""
-    c_times: list[float] = []
+def host_latency(exes: dict[str, Path], case: Case, rounds: int, reps: int) -> dict:
+    """Median ns per inference of each C build and (with an ONNX file) onnxruntime, in
+    alternating rounds."""
+    times: dict[str, list[float]] = {label: [] for label in exes}
     ort_times: list[float] = []
     sess = ort_session(case.onnx) if case.onnx else None
     feeds = {}
+    inner = 1
     if sess is not None:
         feeds = {i.name: x for i, x in zip(sess.get_inputs(), case.inputs, strict=True)}
-        inner = 1
         while True:  # calibrate like the C loop
             t0 = time.perf_counter_ns()
             for _ in range(inner):
@@ -279,19 +319,20 @@ def host_latency(exe: Path, case: Case, rounds: int, reps: int) -> dict:
                 break
             inner *= 2
     for _ in range(rounds):
-        proc = subprocess.run(
-            [str(exe), str(reps)], capture_output=True, text=True, timeout=600, check=True
-        )
-        c_times += [float(v) for v in proc.stdout.split()]
+        for label, exe in exes.items():
+            proc = subprocess.run(
+                [str(exe), str(reps)], capture_output=True, text=True, timeout=600, check=True
+            )
+            times[label] += [float(v) for v in proc.stdout.split()]
         if sess is not None:
             for _ in range(reps):
                 t0 = time.perf_counter_ns()
                 for _ in range(inner):
                     sess.run(None, feeds)
                 ort_times.append((time.perf_counter_ns() - t0) / inner)
-    out = {"c_ns": statistics.median(c_times)}
+    out = {label: statistics.median(t) for label, t in times.items()}
     if ort_times:
-        out["ort_ns"] = statistics.median(ort_times)
+        out["ort"] = statistics.median(ort_times)
     return out
 
 
@@ -456,6 +497,10 @@ def _us(ns: float | None) -> str:
     return "n/a" if ns is None else f"{ns / 1e3:.1f}" if ns >= 1e4 else f"{ns / 1e3:.2f}"
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
 def render(rows: list[dict], args: argparse.Namespace, rounds: int, reps: int) -> str:
     import onnxruntime
 
@@ -466,88 +511,138 @@ def render(rows: list[dict], args: argparse.Namespace, rounds: int, reps: int) -
     git = ["git", "-C", str(ROOT)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(
-        [*git, "status", "--porcelain", "--", "backends", "frontends", "ircomp"],
+        [*git, "status", "--porcelain", "--", "backends/c", "benchmarks/c_backend.py"],
         capture_output=True,
         text=True,
     ).stdout.strip()
-    commit = head.stdout.strip() + (" + uncommitted changes in the tree" if dirty else "")
+    commit = head.stdout.strip() + (" + uncommitted changes to the C backend" if dirty else "")
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    host_labels = [label for label, _, _ in HOST_BUILDS]
     lines = [
         f"{SECTION} ({when})",
         "",
         f"Command: `{' '.join(['python benchmarks/c_backend.py', *sys.argv[1:]])}` at {commit}  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({platform.processor() or 'cpu'}), "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), shared and noisy; "
         f"Python {platform.python_version()}; gcc {gcc.strip()}, arm-none-eabi-gcc {arm.strip()}, "
         f"{qemu.stdout.splitlines()[0]}, onnxruntime {onnxruntime.__version__}  ",
         f"Cortex-M4F: `{ARM_CFLAGS}`, QEMU mps2-an386; instructions = exact count of one "
         "`<name>_run` (entry to return) by the icount plugin. Flash = text + rodata of the model "
         "linked alone (`--gc-sections` from its entry: the model + the libm/libgcc code it "
         "calls); RAM = data + bss (arena included) + painted stack high-water mark (+ heap for "
-        "emx-onnx-cgen). TFLM figures: ANCHORS.md (same QEMU, same counting method).  ",
-        f"Host: `gcc -std=c99 -O2`, in-process loop vs onnxruntime 1 thread; median of "
-        f"{rounds} x {reps} repetitions, alternating.",
+        "emx-onnx-cgen). MLPerf models in the `integer` requantization mode (TFLite Micro's "
+        "arithmetic, bit-exact with its outputs). TFLM figures: ANCHORS.md (same QEMU, same "
+        "counting method).  ",
+        f"Host: in-process loop; portable and fast kernels `gcc {' '.join(HOST_CFLAGS)}` (the "
+        f"`make check` flags), vector kernels `gcc {' '.join(NATIVE_CFLAGS)}` (`make "
+        f"check-native`); onnxruntime 1 thread; median of {rounds} x {reps} repetitions, "
+        "alternating.",
         "",
         "### Cortex-M4F per inference",
         "",
-        "| model | implementation | instructions | / ircomp | instr/MAC | flash (B) | RAM (B) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| model | implementation | instructions | / TFLM + CMSIS-NN | instr/MAC | flash (B) | "
+        "RAM (B) | arena (B) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        ours = r["instructions"]
-        mode = "" if r["mode"] == "as built" else f" ({r['mode']} requantize)"
-        impls = [(f"ircomp{mode}", ours, r["model_flash"], r.get("model_ram"))]
+        t = TFLM.get(r["model"])
+        macs = MACS.get(r["model"])
+        mode = "" if r["mode"] == "as built" else f", {r['mode']} requantize"
+        impls = []
+        for kernels in M4_KERNELS:
+            m = r["m4"][kernels]
+            impls.append(
+                (f"ircomp {kernels}{mode}", m["instructions"], m["model_flash"],
+                 m.get("model_ram"), m["arena"])
+            )  # fmt: skip
         for key, label in (("emx", "emx-onnx-cgen 1.4.0"), ("emlearn", "emlearn 0.23.2")):
             if r.get(key):
                 p = r[key]
-                impls.append((label, p["instructions"], p["flash"], p["ram"]))
-        t = TFLM.get(r["model"])
+                impls.append((label, p["instructions"], p["flash"], p["ram"], None))
         if t:
-            impls.append(("TFLM + CMSIS-NN (ANCHORS.md)", t[0], None, None))
-            impls.append(("TFLM reference kernels (ANCHORS.md)", t[1], None, None))
-        for label, n, flash, ram in impls:
-            ratio = "1" if label.startswith("ircomp") else f"{n / ours:.2f}x"
-            macs = MACS.get(r["model"])
+            impls.append(("TFLM + CMSIS-NN (ANCHORS.md)", t[0], None, None, t[2]))
+            impls.append(("TFLM reference kernels (ANCHORS.md)", t[1], None, None, t[2]))
+        for label, n, flash, ram, arena in impls:
             per_mac = f"{n / macs:.1f}" if macs else "n/a"
             lines.append(
-                f"| {r['model']} | {label} | {_m(n)} | {ratio} | {per_mac} | {_b(flash)} | "
-                f"{_b(ram)} |"
+                f"| {r['model']} | {label} | {_m(n)} | {_ratio(n, t[0] if t else None)} | "
+                f"{per_mac} | {_b(flash)} | {_b(ram)} | {_b(arena)} |"
             )
     lines += [
         "",
-        "'/ ircomp' is the implementation's instructions over ircomp's (above 1: ircomp runs "
-        "fewer). TFLM flash/RAM were not measured with the model-only method; its arenas are "
-        "in the next table.",
+        "'/ TFLM + CMSIS-NN': instructions over TFLM + CMSIS-NN's (below 1: fewer than TFLM). "
+        "TFLM flash/RAM were not measured with the model-only method; its arenas hold inputs, "
+        "outputs and per-op data besides the intermediates.",
+        "",
+        "### Op functions out of line (`noinline`) vs inlined",
+        "",
+        "| model | kernels | noinline (generated default) | inlined (`-DIRCOMP_OP=static`) | "
+        "change |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        for kernels in M4_KERNELS:
+            m = r["m4"][kernels]
+            ours, inl = m["instructions"], m["inlined"]
+            lines.append(
+                f"| {r['model']} | {kernels} | {_m(ours)} | {_m(inl)} | {ours / inl - 1:+.1%} |"
+            )
+    lines += [
         "",
         "### Memory: arena vs liveness vs TFLM",
         "",
-        "| model | arena | liveness peak (same lifetimes) | no reuse | TFLM arena | "
-        "TFLM liveness min | stack | weights | inputs + outputs |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | arena portable | arena fast | liveness peak (same lifetimes) | no reuse | "
+        "TFLM arena | TFLM liveness min | stack portable / fast | weights | inputs + outputs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         t = TFLM.get(r["model"])
+        p, f = r["m4"]["portable"], r["m4"]["fast"]
         lines.append(
-            f"| {r['model']} | {_b(r['arena'])} | {_b(r['liveness_peak'])} | "
-            f"{_b(r['tensor_bytes'])} | {_b(t[2]) if t else 'n/a'} | "
-            f"{_b(t[3]) if t else 'n/a'} | {_b(r.get('stack_bytes'))} | {_b(r['weights'])} | "
-            f"{_b(r['inputs'] + r['outputs'])} |"
+            f"| {r['model']} | {_b(p['arena'])} | {_b(f['arena'])} | {_b(p['liveness_peak'])} | "
+            f"{_b(p['tensor_bytes'])} | {_b(t[2]) if t else 'n/a'} | "
+            f"{_b(t[3]) if t else 'n/a'} | {_b(p.get('stack_bytes'))} / "
+            f"{_b(f.get('stack_bytes'))} | {_b(p['weights'])} | "
+            f"{_b(p['inputs'] + p['outputs'])} |"
         )
     lines += [
         "",
-        "ircomp's arena holds intermediates only; the caller owns inputs and outputs (TFLM's "
-        "arena holds them too, plus per-op persistent data).",
+        "ircomp's arena holds intermediates (and the fast kernels' im2col scratch) only; the "
+        "caller owns inputs and outputs.",
         "",
         "### Host batch-1 latency",
         "",
-        "| model | ircomp C (us) | onnxruntime 1 thread (us) | ircomp / ort |",
-        "| --- | --- | --- | --- |",
+        "| model | "
+        + " | ".join(f"{label} (us)" for label in host_labels)
+        + " | onnxruntime 1 thread (us) | vector / ort | portable / ort |",
+        "| --- | " + " | ".join("---" for _ in host_labels) + " | --- | --- | --- |",
     ]
     for r in rows:
-        c, o = r["host"].get("c_ns"), r["host"].get("ort_ns")
-        ratio = f"{c / o:.2f}x" if c and o else "n/a"
-        lines.append(f"| {r['model']} | {_us(c)} | {_us(o)} | {ratio} |")
-    lines += ["", "### Checks and notes", ""]
+        h = r["host"]
+        cells = " | ".join(_us(h.get(label)) for label in host_labels)
+        lines.append(
+            f"| {r['model']} | {cells} | {_us(h.get('ort'))} | "
+            f"{_ratio(h.get(host_labels[2]), h.get('ort'))} | "
+            f"{_ratio(h.get(host_labels[0]), h.get('ort'))} |"
+        )
+    lines += [
+        "",
+        "The vector kernels' arena (host: whole-input int16 copies, im2col blocks, int32 "
+        "accumulators) is larger than the Cortex-M kernels': "
+        + ", ".join(f"{r['model']} {_b(r['vector_arena'])} B" for r in rows)
+        + ".",
+        "",
+        "### Checks and notes",
+        "",
+    ]
     for r in rows:
-        bits = ["harness PASS vs golden interpreter"]
+        bits = ["harness PASS vs golden interpreter (Cortex-M4, both kernel sets; host builds)"]
         if "tflite_max_diff" in r:
             d = r["tflite_max_diff"]
             bits.append(
@@ -564,20 +659,14 @@ def render(rows: list[dict], args: argparse.Namespace, rounds: int, reps: int) -
                 )
             elif r.get(f"{peer}_error"):
                 bits.append(f"{peer}: failed ({r[f'{peer}_error']})")
-        prof = r.get("profile")
-        if prof and prof["total"] != r["instructions"]:
-            change = prof["total"] / r["instructions"] - 1
-            bits.append(
-                f"with its op functions kept out of line (`noinline, noclone`, the profile "
-                f"build) the run takes {_m(prof['total'])} instructions ({change:+.0%})"
-            )
-        if prof and prof["ops"]:
-            top = sorted(prof["ops"], key=lambda t: -t[1])[:3]
-            bits.append(
-                "hottest ops (profile build, "
-                + f"{_m(prof['total'])}): "
-                + ", ".join(f"`{op[:48]}` {_m(n)} ({n / prof['total']:.0%})" for op, n in top)
-            )
+        for kernels in M4_KERNELS:
+            prof = r["m4"][kernels].get("profile")
+            if prof and prof["ops"]:
+                top = sorted(prof["ops"], key=lambda t: -t[1])[:3]
+                bits.append(
+                    f"hottest ops, {kernels}: "
+                    + ", ".join(f"`{op[:40]}` {_m(n)} ({n / prof['total']:.0%})" for op, n in top)
+                )
         bits += r.get("notes", [])
         lines.append(f"* {r['model']}: " + "; ".join(bits))
     return "\n".join(lines) + "\n"
@@ -621,12 +710,29 @@ def main() -> int:
                 bar.update(task, description=f"{name}: import")
                 case = makers[name](Path(tmp))
                 folder = Path(tmp) / name
-                bar.update(task, description=f"{name}: ircomp on Cortex-M4")
-                row = measure_ircomp(case, folder / "ircomp")
-                row["model"], row["notes"] = name, case.notes
+                row: dict = {"model": name, "m4": {}}
+                for kernels in M4_KERNELS:
+                    bar.update(task, description=f"{name}: ircomp {kernels} on Cortex-M4")
+                    row["m4"][kernels] = measure_ircomp(case, folder / kernels, kernels)
+                first = row["m4"][M4_KERNELS[0]]
+                row["mode"], row["notes"], row["name"] = case.mode, case.notes, first["name"]
+                if "tflite_max_diff" in first:
+                    row["tflite_max_diff"] = first["tflite_max_diff"]
                 bar.update(task, description=f"{name}: host latency")
-                exe = host_binary(folder / "ircomp", row["name"])
-                row["host"] = host_latency(exe, case, rounds, reps)
+                build_case(case, folder / "vector", "vector")
+                row["vector_arena"] = build_info(case.program, case.name, "vector")["arena"]
+                exes = {
+                    label: host_binary(folder / kernels, row["name"], flags)
+                    for label, kernels, flags in HOST_BUILDS
+                }
+                for label, exe in exes.items():  # the harness of each build passes too
+                    check = subprocess.run(
+                        ["make", "-s", "check-native" if "native" in label else "check"],
+                        cwd=exe.parent, capture_output=True, text=True, timeout=900,
+                    )  # fmt: skip
+                    if check.returncode != 0 or " 0 mismatches" not in check.stdout:
+                        raise RuntimeError(f"{name} {label}: host harness failed\n{check.stdout}")
+                row["host"] = host_latency(exes, case, rounds, reps)
                 if not args.no_peers and case.onnx is not None:
                     bar.update(task, description=f"{name}: emx-onnx-cgen")
                     try:
@@ -640,12 +746,17 @@ def main() -> int:
                     except (RuntimeError, subprocess.TimeoutExpired) as err:
                         row["emlearn_error"] = str(err).splitlines()[0][:200]
                 rows.append(row)
+                h = row["host"]
                 bar.console.print(
-                    f"{name}: {row['instructions']:,} instr, flash {row['model_flash']:,} B, "
-                    f"RAM {row.get('model_ram', 0):,} B, arena {row['arena']:,} B, host "
-                    f"{_us(row['host']['c_ns'])} us vs ort {_us(row['host'].get('ort_ns'))} us"
-                    + (f", emx {row['emx']['instructions']:,} instr" if "emx" in row else "")
-                    + (f", emlearn {row['emlearn']['instructions']:,}" if "emlearn" in row else "")
+                    f"{name}: "
+                    + ", ".join(
+                        f"{k} {row['m4'][k]['instructions']:,} instr "
+                        f"(inlined {row['m4'][k]['inlined']:,}), arena {row['m4'][k]['arena']:,} B"
+                        for k in M4_KERNELS
+                    )
+                    + "; host "
+                    + ", ".join(f"{label} {_us(h[label])} us" for label, _, _ in HOST_BUILDS)
+                    + f", ort {_us(h.get('ort'))} us"
                 )
                 bar.advance(task)
     except KeyboardInterrupt:

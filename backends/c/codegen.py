@@ -21,6 +21,7 @@ from xdsl.ir import Operation, SSAValue
 
 from ircomp.backends.c import cortex_m4
 from ircomp.backends.c import fast as fast_kernels
+from ircomp.backends.c import vector as vector_kernels
 from ircomp.backends.c.plan import Buffer, plan
 from ircomp.dialects import nn
 from ircomp.errors import InputError
@@ -40,6 +41,10 @@ CTYPES = {
     np.dtype(np.int32): "int32_t",
     np.dtype(np.uint32): "uint32_t",
 }
+
+# Host builds of the generated Makefile: `check` (portable, strict) and `check-native` (speed)
+HOST_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2")
+NATIVE_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-O3", "-march=native")
 
 # Shared helpers, emitted only when a kernel uses them (no dead code under -Werror).
 HELPERS = {
@@ -161,12 +166,22 @@ static int32_t ircomp_clz32(uint32_t v)
 }""",
 }
 HELPERS.update(fast_kernels.HELPERS)
+HELPERS.update(vector_kernels.HELPERS)
 HELPER_DEPS = {
     **fast_kernels.HELPER_DEPS,
+    **vector_kernels.HELPER_DEPS,
     "mbqm": ("wrap_i32", "srdhm", "rdbpot"),
     "exp_q5": ("srdhm", "rdbpot", "sat_shl"),
     "recip": ("srdhm", "sat_shl"),
 }
+
+
+def _add_helper(name: str, helpers: list[str]) -> None:
+    """Append helper `name` to `helpers` after the helpers it calls (transitively)."""
+    for dep in HELPER_DEPS.get(name, ()):
+        _add_helper(dep, helpers)
+    if name not in helpers:
+        helpers.append(name)
 
 
 def sanitize(name: str) -> str:
@@ -254,6 +269,7 @@ class _Ctx:
     vals: dict[SSAValue, _Value]
     prefix: str  # name of the op function (used for its tables)
     weights: dict[SSAValue, np.ndarray]
+    kernels: str = "portable"
 
 
 def _is_f32(value: SSAValue) -> bool:
@@ -427,22 +443,31 @@ def _qadd(op: Operation, ctx: _Ctx) -> _Kernel:
     fn = f"{ctx.prefix}_elem"
     shift = 1 << p.left_shift
     za, zb, zy = op.get("lhs_zero_point"), op.get("rhs_zero_point"), op.get("zero_point")
+    shifts = (p.lhs_shift, p.rhs_shift, p.out_shift)
+    mults = (p.lhs_multiplier, p.rhs_multiplier, p.out_multiplier)
+    vector = ctx.kernels == "vector" and max(shifts) < 32 and min(mults) >= 0
+
+    def mbqm(x: str, mult: int, sh: int) -> str:
+        if vector:  # branch-free: the element loop vectorizes
+            return f"ircomp_vmbqm({x}, {_int_lit(mult)}, {max(sh, 0)}, {max(-sh, 0)})"
+        return f"ircomp_mbqm({x}, {_int_lit(mult)}, {sh})"
+
     helper = [
         f"static {vy.ctype} {fn}(int32_t a, int32_t b)",
         "{",
-        f"    const int32_t sa = ircomp_mbqm((a - {_int_lit(za)}) * {shift}, "
-        f"{_int_lit(p.lhs_multiplier)}, {p.lhs_shift});",
-        f"    const int32_t sb = ircomp_mbqm((b - {_int_lit(zb)}) * {shift}, "
-        f"{_int_lit(p.rhs_multiplier)}, {p.rhs_shift});",
-        f"    const int32_t r = ircomp_mbqm(sa + sb, {_int_lit(p.out_multiplier)}, "
-        f"{p.out_shift}) + {_int_lit(zy)};",
+        f"    const int32_t sa = {mbqm(f'(a - {_int_lit(za)}) * {shift}', mults[0], shifts[0])};",
+        f"    const int32_t sb = {mbqm(f'(b - {_int_lit(zb)}) * {shift}', mults[1], shifts[1])};",
+        f"    const int32_t r = {mbqm('sa + sb', mults[2], shifts[2])} + {_int_lit(zy)};",
         f"    return ({vy.ctype})(r < {_int_lit(lo)} ? {_int_lit(lo)} : "
         f"r > {_int_lit(hi)} ? {_int_lit(hi)} : r);",
         "}",
     ]
     body = _broadcast_loops(va, vb, vy, f"{fn}((int32_t){{A}}, (int32_t){{B}})")
+    if vector and body[1].startswith("for (i = 0;"):
+        body.insert(1, "IRCOMP_IVDEP /* y may be a or b (in place): still vectorizable */")
     params = [("a", a, False), ("b", b, False), ("y", y, True)]
-    return _Kernel(params, body, helpers=("mbqm",), consts=["\n".join(helper)])
+    helpers = ("vmbqm",) if vector else ("mbqm",)
+    return _Kernel(params, body, helpers=helpers, consts=["\n".join(helper)])
 
 
 def _mac_product(op: Operation, x: str, w: str, xc: str, wc: str, is_float: bool) -> str:
@@ -1122,6 +1147,7 @@ class _Generator:
                 f"kernels must be one of {', '.join(fast_kernels.KERNEL_CHOICES)}, got {kernels!r}"
             )
         self.program = program
+        self.kernels = kernels
         self.name = c_name(name)
         self.upper = self.name.upper()
         fn = _find_main(program)
@@ -1139,10 +1165,16 @@ class _Generator:
         self.ops = [op for op in self.ops if op not in absorbed]
         self.vals: dict[SSAValue, _Value] = {}
         self.weights: dict[SSAValue, np.ndarray] = {}
-        # fused requantize -> its fast kernel ("conv", "dw", "linear"); weights stored reordered
+        # fused requantize -> its fast kernel ("conv", "dw", "linear"; "vconv", "vdw",
+        # "vlinear" for the vector set); weights stored reordered or packed
         self.fast: dict[Operation, str] = {}
         self.reordered: set[SSAValue] = set()
+        self.packed: dict[SSAValue, tuple[str, Operation]] = {}  # weight -> (kind, its MAC)
         self.scratch_offset: dict[Operation, int] = {}
+        self.nhwc: set[SSAValue] = set()  # values stored channel last (vector kernels)
+        if kernels == "vector":
+            self._choose_vector()
+            self._vector_layouts()
         if kernels == "fast":
             for rq, mac in self.fused.items():
                 kind = fast_kernels.fast_kind(mac)
@@ -1154,6 +1186,81 @@ class _Generator:
                         continue
                     self.reordered.add(weight)
                 self.fast[rq] = kind
+
+    def _choose_vector(self) -> None:
+        """Vector kernels for the fused 8-bit MACs whose sums provably stay in int32."""
+        for rq, mac in self.fused.items():
+            rep = repr_of(rq.results[0])
+            ctype = CTYPES.get(rep.dtype, "") if isinstance(rep.fmt, Int) else ""
+            kind = vector_kernels.vector_kind(mac, rq, ctype)
+            weight = mac.operands[1]
+            if kind is None or len(list(weight.uses)) != 1:
+                continue
+            data = np.asarray(self.program.weights.get(weight.owner.hash.data))  # type: ignore[union-attr]
+            bias = None
+            if len(mac.operands) > 2:
+                bias = np.asarray(self.program.weights.get(mac.operands[2].owner.hash.data))  # type: ignore[union-attr]
+            if not vector_kernels.fits_int32(mac, data, bias):
+                continue
+            self.fast[rq] = kind
+            self.packed[weight] = (kind, mac)
+
+    def _vector_layouts(self) -> None:
+        """Choose the 4-D values stored channel last (`[N][H][W][C]`): those a vector conv or
+        depthwise kernel (or a layout-free elementwise op: relu, clip, qadd of equal shapes)
+        writes and only such kernels read, so that no kernel between them transposes. The
+        model's inputs and results stay NCHW. Depthwise kernels touching one become "vdwc"."""
+        outputs = set(self.outputs)
+        producer: dict[SSAValue, Operation] = {}
+        readers: dict[SSAValue, list[Operation]] = {}
+        for op in self.ops:
+            if isinstance(op, nn.WeightOp):
+                continue
+            for r in op.results:
+                producer[r] = op
+            for v in self.operands_of(op):
+                readers.setdefault(v, []).append(op)
+
+        def conv(op: Operation) -> bool:
+            return self.fast.get(op) in ("vconv", "vdw")
+
+        def elementwise(op: Operation) -> bool:
+            if isinstance(op, nn.ReluOp | nn.ClipOp):
+                return True
+            if isinstance(op, nn.QAddOp):
+                shape = _shape(op.results[0], "")
+                return all(_shape(v, "") == shape for v in op.operands)
+            return False
+
+        cand: set[SSAValue] = set()
+        for v, op in producer.items():
+            dims = _shape(v, "")
+            if v in outputs or len(dims) != 4 or dims[2] * dims[3] == 1:
+                continue
+            if conv(op) or elementwise(op):
+                cand.add(v)
+        changed = True
+        while changed:
+            changed = False
+            for v in sorted(cand, key=lambda u: self.ops.index(producer[u])):
+                op = producer[v]
+                ok = not (elementwise(op) and any(u not in cand for u in op.operands))
+                for r in readers.get(v, []):
+                    if conv(r) and self.fused[r].operands[0] is v:
+                        continue
+                    inputs_ok = all(u in cand for u in r.operands)
+                    if not (elementwise(r) and r.results[0] in cand and inputs_ok):
+                        ok = False
+                if not ok:
+                    cand.discard(v)
+                    changed = True
+        self.nhwc = cand
+        for rq, kind in self.fast.items():
+            mac = self.fused[rq]
+            if kind == "vdw" and (mac.operands[0] in cand or rq.results[0] in cand):
+                row = rq.results[0] in cand and mac.get("strides")[1] == 1
+                self.fast[rq] = "vdwr" if row else "vdwc"
+                self.packed[mac.operands[1]] = (self.fast[rq], mac)
 
     def _fusions(self) -> dict[Operation, Operation]:
         """Integer MACs whose only use is an `nn.requantize` whose per-channel axis (if any)
@@ -1288,6 +1395,8 @@ class _Generator:
             for r in op.results:
                 root = self.vals[op.operands[0]].root if isinstance(op, ALIASES) else r
                 self.vals[r] = _Value(_ctype(repr_of(r), label), _shape(r, label), root)
+        for weight in self.packed:
+            self.vals[weight].ctype = "int16_t"
         n_in = len(self.block.args)
         self.in_names = ["in"] if n_in == 1 else [f"in{i}" for i in range(n_in)]
         self.out_names = (
@@ -1334,6 +1443,8 @@ class _Generator:
                             host = self.root(v)
                             break
                 label = f"{op.name} {nn.op_name(op) or ''}".strip()
+                if r in self.nhwc:
+                    label = "[NHWC] " + label
                 buffers.append(Buffer(r, label, size, k, end.get(r, k), host))
             if op in self.fast and self._scratch_bytes(op):
                 mac = self.fused[op]
@@ -1365,11 +1476,13 @@ class _Generator:
                 continue
             val = self.vals[op.result]
             reorder = op.result in self.reordered
-            key = (op.hash.data, val.ctype, reorder)
+            packed = self.packed.get(op.result)
+            key = (op.hash.data, val.ctype, reorder or packed is not None)
             if key in seen:
                 val.ref = seen[key]
                 continue
-            base = "w_" + sanitize(op.weight_name.data) + ("_r4" if reorder else "")
+            suffix = "_r4" if reorder else "_v" if packed else ""
+            base = "w_" + sanitize(op.weight_name.data) + suffix
             cname, n = base, 1
             while cname in used_names:
                 n += 1
@@ -1382,6 +1495,10 @@ class _Generator:
             if reorder:
                 data = fast_kernels.reorder_rows(data)
                 note = ", rows in groups of 4 stored w0 w2 w1 w3 (fast kernels)"
+            if packed:
+                kind, mac = packed
+                data = vector_kernels.pack_weights(kind, data, mac)
+                note = ", packed int16 minus its zero point (vector kernels)"
             out.append(f"/* nn.weight '{op.weight_name.data}' {op.result.type}{note} */")
             out.append(_const_array(cname, val.ctype, data))
         return out
@@ -1415,7 +1532,7 @@ class _Generator:
             fname = f"op{k}_{sanitize(kind)}"
             if layer:
                 fname += "_" + sanitize(layer)
-            ctx = _Ctx(self.vals, fname, self.weights)
+            ctx = _Ctx(self.vals, fname, self.weights, self.kernels)
             if op in self.fast:
                 kern = self._fast_kernel(op, ctx)
             elif op in self.islands:
@@ -1425,9 +1542,7 @@ class _Generator:
             else:
                 kern = KERNELS[type(op)](op, ctx)
             for h in kern.helpers:
-                for dep in (*HELPER_DEPS.get(h, ()), h):
-                    if dep not in helpers:
-                        helpers.append(dep)
+                _add_helper(h, helpers)
             params = ", ".join(
                 f"{self.vals[v].ctype}* {pname}"
                 if is_out
@@ -1440,7 +1555,7 @@ class _Generator:
             body = [line.replace("ERR_NAN", f"{self.upper}_ERR_NAN") for line in kern.body]
             funcs.append(comment)
             funcs.extend(kern.consts)
-            funcs.append(f"static {ret} {fname}({params})")
+            funcs.append(f"IRCOMP_OP {ret} {fname}({params})")
             funcs.append("{")
             funcs.extend("    " + line for line in body)
             funcs.append("}")
@@ -1462,6 +1577,23 @@ class _Generator:
 
     def _fast_kernel(self, rq: Operation, ctx: _Ctx) -> _Kernel:
         mac = self.fused[rq]
+        if self.fast[rq].startswith("v"):
+            body, consts, vhelpers = vector_kernels.kernel_body(
+                self.fast[rq],
+                mac,
+                rq,
+                lambda v: self.vals[v].shape,
+                ctx.prefix,
+                self.vals[rq.results[0]].ctype,
+                _const_array,
+                in_nhwc=mac.operands[0] in self.nhwc,
+                out_nhwc=rq.results[0] in self.nhwc,
+            )
+            vparams = [("x", mac.operands[0], False), ("w", mac.operands[1], False)]
+            if len(mac.operands) > 2:
+                vparams.append(("b", mac.operands[2], False))
+            vparams.append(("y", rq.results[0], True))
+            return _Kernel(vparams, body, helpers=vhelpers, consts=consts, scratch=True)
         store = _Store(rq, ctx)
         body = fast_kernels.kernel_body(
             self.fast[rq], mac, lambda v: self.vals[v].shape, store.lines
@@ -1476,6 +1608,10 @@ class _Generator:
         )
 
     def _scratch_bytes(self, rq: Operation) -> int:
+        if self.fast[rq].startswith("v"):
+            return vector_kernels.scratch_bytes(
+                self.fast[rq], self.fused[rq], lambda v: self.vals[v].shape
+            )
         return fast_kernels.scratch_bytes(
             self.fast[rq], self.fused[rq], lambda v: self.vals[v].shape
         )
@@ -1555,10 +1691,35 @@ class _Generator:
             or any("INFINITY" in w or "NAN" in w for w in weights)
         ):
             lines.append("#include <math.h>")
-        if self.copies or "simd" in helpers:
+        if self.copies or "simd" in helpers or "vmk8x16" in helpers:
             lines.append("#include <string.h>")
         lines.append("#include <stddef.h>")
         lines.append("")
+        lines += [
+            "/* Op functions stay out of line: gcc otherwise inlines each (called once) into",
+            " * one large function and runs 8-17% more instructions on a Cortex-M4",
+            " * (-DIRCOMP_OP=static restores the inlining). */",
+            "#ifndef IRCOMP_OP",
+            "#if defined(__GNUC__) && !defined(__clang__)",
+            "#define IRCOMP_OP static __attribute__((noinline, noclone))",
+            "#elif defined(__GNUC__)",
+            "#define IRCOMP_OP static __attribute__((noinline))",
+            "#else",
+            "#define IRCOMP_OP static",
+            "#endif",
+            "#endif",
+            "",
+        ]
+        if "IRCOMP_IVDEP" in "\n".join(funcs):
+            lines += [
+                "/* An elementwise loop over arrays that may be the same (in place) vectorizes. */",
+                "#if defined(__GNUC__) && !defined(__clang__)",
+                '#define IRCOMP_IVDEP _Pragma("GCC ivdep")',
+                "#else",
+                "#define IRCOMP_IVDEP",
+                "#endif",
+                "",
+            ]
         if info.size:
             lines += [
                 "/* The only mutable state: tensors live here at planned offsets"
@@ -1730,7 +1891,8 @@ class _Generator:
             f"# the host; `make run-cortex-m4` builds {n}.elf for a Cortex-M4F and runs it under\n"
             "# QEMU (mps2-an386, semihosting; exit status 0 when every output matches).\n"
             "CC ?= cc\n"
-            "CFLAGS ?= -std=c99 -Wall -Wextra -Werror -O2\n"
+            f"CFLAGS ?= {' '.join(HOST_CFLAGS)}\n"
+            f"NATIVE_CFLAGS ?= {' '.join(NATIVE_CFLAGS)}\n"
             f"ARM_CC ?= {cortex_m4.ARM_CC}\n"
             f"ARM_CFLAGS ?= {cortex_m4.ARM_CFLAGS}\n"
             f"ARM_LDFLAGS ?= {cortex_m4.ARM_LDFLAGS}\n"
@@ -1746,6 +1908,16 @@ class _Generator:
             "check: host\n"
             f"\t./{n}_test\n"
             "\n"
+            "# the same harness built for speed on this machine (-O3 -march=native: the vector\n"
+            "# kernels' SIMD paths); `check` keeps the portable flags\n"
+            f"host-native: {n}_native\n"
+            "\n"
+            f"{n}_native: main.c {n}.c {n}.h vectors.h\n"
+            f"\t$(CC) $(NATIVE_CFLAGS) -o $@ main.c {n}.c -lm\n"
+            "\n"
+            "check-native: host-native\n"
+            f"\t./{n}_native\n"
+            "\n"
             f"cortex-m4: {n}.elf\n"
             "\n"
             f"{n}.elf: main.c {n}.c {n}.h vectors.h startup_cortex_m4.c cortex_m4.ld\n"
@@ -1756,9 +1928,9 @@ class _Generator:
             f"\ttimeout $(QEMU_TIMEOUT) $(QEMU) $(QEMU_FLAGS) -kernel {n}.elf\n"
             "\n"
             "clean:\n"
-            f"\trm -f {n}_test {n}.elf report.json\n"
+            f"\trm -f {n}_test {n}_native {n}.elf report.json\n"
             "\n"
-            ".PHONY: host check cortex-m4 run-cortex-m4 clean\n"
+            ".PHONY: host check host-native check-native cortex-m4 run-cortex-m4 clean\n"
         )
 
 
@@ -1775,7 +1947,10 @@ def generate(
 
     `vectors.h` holds `inputs` (default: random, from `seed`) and the golden interpreter's
     outputs on them. `kernels="fast"` emits the int8 conv / depthwise / linear + requantize
-    kernels of `fast.py` (dual 16-bit MACs on Cortex-M4, im2col; same results). Raises
+    kernels of `fast.py` (dual 16-bit MACs on Cortex-M4, im2col; same results);
+    `kernels="vector"` those of `vector.py` (8-bit MACs for hosts with SIMD units: channel-last
+    buffers between them, int16 micro-kernels with AVX2 / AVX-512 paths, vectorizable
+    requantization; same results, a larger arena). Raises
     `InputError` naming the op for anything the backend cannot emit.
     """
     return _Generator(program, name, kernels).run(inputs, seed)

@@ -309,19 +309,19 @@ def measure_cortex_m4(
 def profile_ops(out_dir: Path, name: str = "model", *, timeout: float = QEMU_TIMEOUT_S) -> dict:
     """Instructions per generated op function of one `<name>_run`, in one QEMU run.
 
-    gcc inlines the op functions (static, called once) into `<name>_run`, so this builds a
-    separate `<name>_profile.elf` from a copy of `<name>.c` whose op functions are marked
-    `noinline, noclone` (helpers stay inlined into them), otherwise as `make cortex-m4`. Returns
+    The generated op functions are `noinline, noclone` already (`IRCOMP_OP`); this builds a
+    separate `<name>_profile.elf` from a copy of `<name>.c` whose op functions are marked so
+    explicitly (also for sources with plain `static` ones, which gcc inlines, each being called
+    once), otherwise as `make cortex-m4`. Returns
     {"total": instructions of `<name>_run` in that build, "ops": [(function, instructions)] in
-    call order, "other": the rest (the run's own code and copies)}. The profile build differs
-    from the measured one by one call per op.
+    call order, "other": the rest (the run's own code and copies)}.
     """
     from ircomp.backends.c import icount
 
     out_dir = Path(out_dir).resolve()
     check_toolchain(True)
     source = (out_dir / f"{name}.c").read_text()
-    pattern = re.compile(r"^static (void|int) (op\d+_\w+)\(", re.M)
+    pattern = re.compile(r"^(?:static|IRCOMP_OP) (void|int) (op\d+_\w+)\(", re.M)
     ops = [m.group(2) for m in pattern.finditer(source)]
     marked = pattern.sub(r"static __attribute__((noinline, noclone)) \1 \2(", source)
     (out_dir / f"{name}_profile.c").write_text(marked)

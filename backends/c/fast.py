@@ -32,7 +32,7 @@ from ircomp.dialects import nn
 from ircomp.interpreter.values import repr_of
 from ircomp.numerics import Int
 
-KERNEL_CHOICES = ("portable", "fast")
+KERNEL_CHOICES = ("portable", "fast", "vector")
 UNROLL_LIMIT = 64  # largest depthwise window unrolled term by term
 
 HELPERS = {

@@ -146,7 +146,7 @@ def test_profile_splits_the_run_by_op(tmp_path: Path) -> None:
     prof = profile_ops(out, "mlp")
     names = [op for op, _ in prof["ops"]]
     source = (out / "mlp.c").read_text()
-    assert names and all(re.search(rf"^static (void|int) {op}\(", source, re.M) for op in names)
+    assert names and all(re.search(rf"^IRCOMP_OP (void|int) {op}\(", source, re.M) for op in names)
     assert any("linear" in op for op in names)
     assert all(n > 0 for _, n in prof["ops"])
     assert prof["other"] >= 0

@@ -1,6 +1,7 @@
 """C backend on the MLPerf Tiny int8 models: generated C compiled with the host gcc runs all 20
 reference inputs and matches onnxruntime (mode "onnx") and TFLite Micro (mode "integer") bit for
-bit, with the portable and the fast (`kernels="fast"`, dual 16-bit MAC) kernels; ad, kws and ic
+bit, with the portable, the fast (`kernels="fast"`, dual 16-bit MAC) and the vector (host SIMD,
+also built with -O3 -march=native) kernels; ad, kws and ic
 also on the Cortex-M4 under QEMU, where the fast kernels use the DSP instructions. Arenas are
 held to TFLite Micro's. Plus the new C kernels (nn.qadd, nn.qsoftmax, fused MAC + requantize,
 fast conv / depthwise / linear with odd shapes) on small programs against the golden
@@ -95,9 +96,11 @@ def build_model(
 
 HOST_CASES = [
     *((m, mode, "portable") for m in ("ad", "kws", "ic", "vww") for mode in sorted(REFERENCE)),
-    *((m, "integer", "fast") for m in ("ad", "kws", "ic", "vww")),
+    *((m, "integer", k) for k in ("fast", "vector") for m in ("ad", "kws", "ic", "vww")),
     ("ic", "onnx", "fast"),
+    ("ic", "onnx", "vector"),
 ]
+NATIVE_CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O3", "-march=native"]
 
 
 @pytest.mark.parametrize(("model", "mode", "kernels"), HOST_CASES)
@@ -105,13 +108,16 @@ def test_host_build_matches_reference_on_all_inputs(
     tmp_path: Path, model: str, mode: str, kernels: str
 ) -> None:
     out, _ = build_model(model, mode, tmp_path, kernels)
-    exe = "samples"
-    proc = run_tool(["gcc", *CFLAGS, "-o", exe, "samples_main.c", f"{model}.c", "-lm"], out)
-    assert proc.returncode == 0, proc.stderr
-    proc = run_tool([f"./{exe}"], out)
-    assert proc.returncode == 0 and f"{model}: exact 20/20, 0 mismatches" in proc.stdout, (
-        proc.stdout + proc.stderr
-    )
+    # the vector kernels also with -O3 -march=native: their SIMD paths (AVX2 / AVX-512 here)
+    flag_sets = [CFLAGS, NATIVE_CFLAGS] if kernels == "vector" else [CFLAGS]
+    for flags in flag_sets:
+        exe = "samples"
+        proc = run_tool(["gcc", *flags, "-o", exe, "samples_main.c", f"{model}.c", "-lm"], out)
+        assert proc.returncode == 0, proc.stderr
+        proc = run_tool([f"./{exe}"], out)
+        assert proc.returncode == 0 and f"{model}: exact 20/20, 0 mismatches" in proc.stdout, (
+            proc.stdout + proc.stderr
+        )
 
 
 @pytest.mark.parametrize("mode", sorted(REFERENCE))
@@ -302,7 +308,7 @@ def test_fast_kernels_match_interpreter(tmp_path: Path, mode: str) -> None:
     text = check_fast(program, tmp_path / "m", inputs)
     assert "ircomp_dot2x2(" in text and "ircomp_dot2x1(" in text  # conv and linear fast
     assert text.count("_r4[") == 2  # reordered weights: conv, pointwise conv
-    assert text.count("static void op") == 6 and text.count("int16_t* s)") == 3
+    assert text.count("IRCOMP_OP void op") == 6 and text.count("int16_t* s)") == 3
 
 
 def test_unknown_kernels_is_an_input_error(tmp_path: Path) -> None:
