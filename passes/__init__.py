@@ -11,6 +11,7 @@ from ircomp.passes.cse import CommonSubexpressionEliminationPass
 from ircomp.passes.dce import DeadCodeEliminationPass
 from ircomp.passes.fold_batchnorm import FoldBatchNormPass
 from ircomp.passes.logic_extract import LogicExtractPass
+from ircomp.passes.logic_minimize import LogicMinimizePass
 from ircomp.passes.matmul_to_linear import MatMulToLinearPass
 from ircomp.passes.narrow_codes import NarrowCodesPass
 from ircomp.passes.shape_inference import ShapeInferencePass
@@ -21,6 +22,7 @@ BUILTIN_PASSES = (
     DeadCodeEliminationPass,
     FoldBatchNormPass,
     LogicExtractPass,
+    LogicMinimizePass,
     MatMulToLinearPass,
     NarrowCodesPass,
     ShapeInferencePass,
@@ -33,6 +35,7 @@ __all__ = [
     "DeadCodeEliminationPass",
     "FoldBatchNormPass",
     "LogicExtractPass",
+    "LogicMinimizePass",
     "MatMulToLinearPass",
     "NarrowCodesPass",
     "ShapeInferencePass",
