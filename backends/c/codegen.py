@@ -30,7 +30,8 @@ from ircomp.interpreter.values import Repr, repr_of
 from ircomp.interpreter.windows import average_counts
 from ircomp.ir import shapes
 from ircomp.ir.program import Program
-from ircomp.numerics import Int, quantize_multiplier_array
+from ircomp.numerics import FixP, Int, Posit, quantize_multiplier_array
+from ircomp.numerics.posit import posit_value_table
 from ircomp.numerics.tflite import add_params, softmax_params
 
 CTYPES = {
@@ -68,6 +69,37 @@ static int32_t ircomp_round_half_even(float v)
     if (frac > 0.5f || (frac == 0.5f && (t & 1))) return t + 1;
     if (frac < -0.5f || (frac == -0.5f && (t & 1))) return t - 1;
     return t;
+}""",
+    "half_up": """\
+/* gemmlowp SaturatingRoundingDoublingHighMul(x, 2^30): x / 2, ties up (floor((x + 1) / 2)). */
+static int32_t ircomp_half_up(int32_t x)
+{
+    const int64_t v = (int64_t)x + 1;
+    return (int32_t)(v >= 0 ? v / 2 : -((-v + 1) / 2));
+}""",
+    "rhe_shift": """\
+/* x / 2^k rounded half to even, 0 <= k <= 30 (exact integer arithmetic). */
+static int32_t ircomp_rhe_shift(int32_t x, int32_t k)
+{
+    const int32_t q = x >= 0 ? (x >> k) : ~(~x >> k); /* floor, portably */
+    const uint32_t rem = (uint32_t)x - ((uint32_t)q << k); /* 0 <= rem < 2^k */
+    const uint32_t half = k ? (uint32_t)1 << (k - 1) : 0u;
+    return q + ((k && (rem > half || (rem == half && (q & 1)))) ? 1 : 0);
+}""",
+    "encode_d": """\
+/* numerics.md 2: the code nearest to the double v (already scaled by 2^frac), ties to even,
+ * saturated to [lo, hi] (+-inf saturate; callers refuse nan); no libm or fenv. */
+static int64_t ircomp_encode_d(double v, int64_t lo, int64_t hi)
+{
+    int64_t t;
+    double frac;
+    if (v >= (double)hi) return hi;
+    if (v <= (double)lo) return lo;
+    t = (int64_t)v; /* truncates toward zero; |v| < 2^32 here */
+    frac = v - (double)t; /* exact */
+    if (frac > 0.5 || (frac == 0.5 && (t & 1))) ++t;
+    if (frac < -0.5 || (frac == -0.5 && (t & 1))) --t;
+    return t < lo ? lo : t > hi ? hi : t;
 }""",
     "srdhm": """\
 /* gemmlowp SaturatingRoundingDoublingHighMul (spec/numerics.md 5.2). */
@@ -202,9 +234,33 @@ def _ctype(rep: Repr, what: str) -> str:
         if rep.fmt.kind != "f32":  # type: ignore[union-attr]
             raise InputError(f"{what}: the C backend supports float32, not {rep.fmt.short_name}")
         return "float"
-    if isinstance(rep.fmt, Int) and rep.dtype in CTYPES:
+    if isinstance(rep.fmt, Int | FixP) and rep.dtype in CTYPES:
         return CTYPES[rep.dtype]
+    if isinstance(rep.fmt, Posit):
+        raise InputError(
+            f"{what}: {rep.fmt.short_name} values are supported by the C backend only as the "
+            "weights of linear / conv2d / matmul (posit<n,es> with n <= 8)"
+        )
     raise InputError(f"{what}: the C backend does not support format {rep.fmt.short_name} yet")
+
+
+def _wrap(u32: str, width: int, signed: bool) -> str:
+    """C expression: the uint32 expression `u32` (a value modulo 2^32) wrapped to a `width`-bit
+    two's complement (or unsigned) code, as int32_t (uint32_t for 32-bit unsigned)."""
+    if width == 32:
+        return f"ircomp_wrap_i32({u32})" if signed else f"({u32})"
+    mask = (1 << width) - 1
+    if not signed:
+        return f"(int32_t)(({u32}) & {mask}u)"
+    off = 1 << (width - 1)
+    return f"((int32_t)((({u32}) + {off}u) & {mask}u) - {off})"
+
+
+def _code_format(rep: Repr) -> tuple[int, int, bool]:
+    """(frac, width, signed) of an integer or fixed-point format."""
+    fmt = rep.fmt
+    assert isinstance(fmt, Int | FixP)
+    return rep.frac, fmt.width, fmt.signed
 
 
 def _float_lit(value: float) -> str:
@@ -219,6 +275,15 @@ def _float_lit(value: float) -> str:
     return text + "f"
 
 
+def _double_lit(value: float) -> str:
+    """A C double literal that reads back as exactly `value` (finite)."""
+    v = float(value)
+    if not math.isfinite(v):
+        raise InputError(f"non-finite constant {v}")
+    text = repr(v)
+    return text if any(c in text for c in ".en") else text + ".0"
+
+
 def _int_lit(value: int) -> str:
     value = int(value)
     if value == -(1 << 31):
@@ -230,7 +295,7 @@ def _int_lit(value: int) -> str:
 
 def _array_body(values: np.ndarray, ctype: str, per_line: int = 12) -> str:
     flat = values.reshape(-1)
-    lit = _float_lit if ctype == "float" else _int_lit
+    lit = {"float": _float_lit, "double": _double_lit}.get(ctype, _int_lit)
     items = [lit(v) for v in flat.tolist()]
     if not items:
         items = ["0"]
@@ -270,6 +335,7 @@ class _Ctx:
     prefix: str  # name of the op function (used for its tables)
     weights: dict[SSAValue, np.ndarray]
     kernels: str = "portable"
+    posit: dict[SSAValue, PositWeights] = field(default_factory=dict)  # packed posit weights
 
 
 def _is_f32(value: SSAValue) -> bool:
@@ -420,14 +486,25 @@ def _broadcast_loops(va: _Value, vb: _Value, vy: _Value, element: str) -> list[s
 def _binary(op: Operation, ctx: _Ctx) -> _Kernel:
     a, b, y = op.operands[0], op.operands[1], op.results[0]
     va, vb, vy = ctx.vals[a], ctx.vals[b], ctx.vals[y]
-    if vy.ctype != "float":
-        raise InputError(
-            f"{_op_label(op)}: integer elementwise arithmetic is not in the C "
-            "backend yet (dequantize first)"
-        )
     sym = {nn.AddOp: "+", nn.SubOp: "-", nn.MulOp: "*", nn.DivOp: "/"}[type(op)]
     params = [("a", a, False), ("b", b, False), ("y", y, True)]
-    return _Kernel(params, _broadcast_loops(va, vb, vy, f"{{A}} {sym} {{B}}"))
+    if vy.ctype == "float":
+        return _Kernel(params, _broadcast_loops(va, vb, vy, f"{{A}} {sym} {{B}}"))
+    # integer / fixed-point codes (numerics.md 5.5): operands aligned to the result's fraction
+    # bits by left shifts, exact modulo 2^32 (enough: the result has at most 32 bits), wrapped
+    fo, width, signed = _code_format(repr_of(y))
+    fa, fb = repr_of(a).frac, repr_of(b).frac
+    shifts = (fo - fa - fb, 0) if isinstance(op, nn.MulOp) else (fo - fa, fo - fb)
+
+    def aligned(operand: str, shift: int) -> str:
+        u = f"(uint32_t)(int32_t){operand}"
+        if shift >= 32:
+            return "0u"
+        return f"({u} << {shift})" if shift else u
+
+    value = f"{aligned('{A}', shifts[0])} {sym} {aligned('{B}', shifts[1])}"
+    element = f"({vy.ctype}){_wrap(value, width, signed)}"
+    return _Kernel(params, _broadcast_loops(va, vb, vy, element), helpers=("wrap_i32",))
 
 
 def _qadd(op: Operation, ctx: _Ctx) -> _Kernel:
@@ -470,9 +547,13 @@ def _qadd(op: Operation, ctx: _Ctx) -> _Kernel:
     return _Kernel(params, body, helpers=helpers, consts=["\n".join(helper)])
 
 
-def _mac_product(op: Operation, x: str, w: str, xc: str, wc: str, is_float: bool) -> str:
+def _mac_product(
+    op: Operation, x: str, w: str, xc: str, wc: str, is_float: bool, posit: bool = False
+) -> str:
     if is_float:
         return f"{x} * {w}"
+    if posit:  # w: a table value modulo 2^32; the product modulo 2^32 is exact enough
+        return f"((uint32_t)(int32_t){x} * {w})"
     xzp, wzp = op.get("input_zero_point"), op.get("weight_zero_point")
     narrow = xc in ("int8_t", "uint8_t") and wc in ("int8_t", "uint8_t")
     t = "int32_t" if narrow else "int64_t"
@@ -487,17 +568,78 @@ def _mac_types(op: Operation, ctx: _Ctx) -> tuple[bool, str, str, str]:
     is_float = vy.ctype == "float"
     if not is_float:
         fmt = repr_of(y).fmt
-        if not (isinstance(fmt, Int) and fmt.width == 32 and fmt.signed):
+        if not isinstance(fmt, Int | FixP) or (fmt.width == 32 and not fmt.signed):
             raise InputError(
-                f"{_op_label(op)}: the C backend needs i32 accumulators, got {fmt.short_name}"
+                f"{_op_label(op)}: the C backend accumulates into signed codes of up to 32 bits "
+                f"(or unsigned below 32), not {fmt.short_name}"
             )
     return is_float, vx.ctype, vw.ctype, vy.ctype
 
 
-def _finish(is_float: bool, bias: bool, idx: str) -> str:
+def _finish(op: Operation, is_float: bool, bias: bool, idx: str) -> str:
+    """The accumulator `acc` plus the bias, wrapped to the MAC result's width."""
     if is_float:
         return "acc + b[" + idx + "]" if bias else "acc"
-    return "ircomp_wrap_i32(acc + (uint32_t)b[" + idx + "])" if bias else "ircomp_wrap_i32(acc)"
+    _, width, signed = _code_format(repr_of(op.results[0]))
+    return _wrap(f"acc + (uint32_t)b[{idx}]" if bias else "acc", width, signed)
+
+
+@dataclass(frozen=True)
+class PositWeights:
+    """A posit weight array stored packed: two 4-bit codes per byte (n <= 4, low nibble first)
+    or one code per byte (n <= 8), decoded through a table of exact fixed-point values."""
+
+    n: int
+    es: int
+
+    @property
+    def per_byte(self) -> int:
+        return 2 if self.n <= 4 else 1
+
+    def pack(self, codes: np.ndarray) -> np.ndarray:
+        flat = codes.reshape(-1).astype(np.uint8)
+        if self.per_byte == 1:
+            return flat
+        if flat.size % 2:
+            flat = np.append(flat, np.uint8(0))
+        return (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
+
+    def table(self, shift: int) -> np.ndarray:
+        """code -> posit value * 2^shift modulo 2^32 (NaR: 0, refused at generation)."""
+        out = np.zeros(1 << self.n, np.int64)
+        for code, value in enumerate(posit_value_table(self.n, self.es)):
+            if math.isnan(value):
+                continue
+            exact = int(math.ldexp(value, shift))
+            assert exact == math.ldexp(value, shift), "posit value not on the accumulator grid"
+            out[code] = exact % (1 << 32)
+        return out
+
+    def code(self, array: str, index: str) -> str:
+        """C expression of the code at flat `index` of the packed `array`."""
+        if self.per_byte == 1:
+            return f"{array}[{index}]"
+        return f"(({array}[({index}) >> 1] >> ((({index}) & 1) << 2)) & 15u)"
+
+
+def _mac_weight(
+    op: Operation, ctx: _Ctx, local: str, flat: str, array: str = "w"
+) -> tuple[str, str | None]:
+    """The weight operand of a MAC in its product: `local` (an expression of the weight
+    array), or for packed posit weights the table lookup of code `flat` (a flat index into
+    `array`); second: the table's definition (None when there is none)."""
+    w = op.operands[1]
+    posit = ctx.posit.get(w)
+    if posit is None:
+        return local, None
+    shift = repr_of(op.results[0]).frac - repr_of(op.operands[0]).frac
+    name = f"{ctx.prefix}_posit"
+    table = posit.table(shift)
+    fmt = repr_of(w).fmt
+    text = f"/* {fmt.short_name} code -> value * 2^{shift} (modulo 2^32) */\n" + _const_array(
+        name, "uint32_t", table
+    )
+    return f"{name}[{posit.code(array, flat)}]", text
 
 
 @dataclass
@@ -536,24 +678,26 @@ def _linear(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
         params.append(("b", op.operands[2], False))
     params.append(("y", y, True))
     acc_t, zero = ("float", "0.0f") if is_float else ("uint32_t", "0u")
-    prod = _mac_product(op, "xr[k]", "wr[k]", xc, wc, is_float)
+    wexpr, table = _mac_weight(op, ctx, "wr[k]", f"o * {in_f} + k")
+    prod = _mac_product(op, "xr[k]", wexpr, xc, wc, is_float, table is not None)
     body = [
         "int32_t m, o, k;",
         f"for (m = 0; m < {rows}; ++m) {{",
         f"    const {xc}* xr = x + m * {in_f};",
         f"    for (o = 0; o < {out_f}; ++o) {{",
-        f"        const {wc}* wr = w + o * {in_f};",
+        *([] if table else [f"        const {wc}* wr = w + o * {in_f};"]),
         f"        {acc_t} acc = {zero};",
         f"        for (k = 0; k < {in_f}; ++k) acc += {prod};",
         *(
             "        " + line
-            for line in store.lines(f"y[m * {out_f} + o]", _finish(is_float, bias, "o"), "o")
+            for line in store.lines(f"y[m * {out_f} + o]", _finish(op, is_float, bias, "o"), "o")
         ),
         "    }",
         "}",
     ]
     helpers = () if is_float else ("wrap_i32", *store.helpers)
-    return _Kernel(params, body, helpers=helpers, consts=store.consts)
+    consts = ([table] if table else []) + store.consts
+    return _Kernel(params, body, helpers=helpers, consts=consts)
 
 
 def _matmul(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
@@ -575,20 +719,21 @@ def _matmul(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
         consts.append(_const_array(f"{ctx.prefix}_b_off", "int32_t", ib.reshape(-1) * k * n))
         off_a, off_b = f"{ctx.prefix}_a_off[t]", f"{ctx.prefix}_b_off[t]"
     acc_t, zero = ("float", "0.0f") if is_float else ("uint32_t", "0u")
-    prod = _mac_product(op, f"ap[r * {k} + j]", f"bp[j * {n} + c]", ac, bc, is_float)
+    wexpr, table = _mac_weight(op, ctx, f"bp[j * {n} + c]", f"{off_b} + j * {n} + c", "b")
+    prod = _mac_product(op, f"ap[row * {k} + j]", wexpr, ac, bc, is_float, table is not None)
     body = [
-        "int32_t t, r, c, j;",
+        "int32_t t, row, c, j;",
         f"for (t = 0; t < {nb}; ++t) {{",
         f"    const {ac}* ap = a + {off_a};",
-        f"    const {bc}* bp = b + {off_b};",
-        f"    for (r = 0; r < {m}; ++r) {{",
+        *([] if table else [f"    const {bc}* bp = b + {off_b};"]),
+        f"    for (row = 0; row < {m}; ++row) {{",
         f"        for (c = 0; c < {n}; ++c) {{",
         f"            {acc_t} acc = {zero};",
         f"            for (j = 0; j < {k}; ++j) acc += {prod};",
         *(
             "            " + line
             for line in store.lines(
-                f"y[(t * {m} + r) * {n} + c]", _finish(is_float, False, ""), "c"
+                f"y[(t * {m} + row) * {n} + c]", _finish(op, is_float, False, ""), "c"
             )
         ),
         "        }",
@@ -599,7 +744,7 @@ def _matmul(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
         [("a", a, False), ("b", b, False), ("y", y, True)],
         body,
         helpers=() if is_float else ("wrap_i32", *store.helpers),
-        consts=consts + store.consts,
+        consts=consts + ([table] if table else []) + store.consts,
     )
 
 
@@ -621,13 +766,16 @@ def _conv2d(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
         params.append(("b", op.operands[2], False))
     params.append(("y", y, True))
     acc_t, zero = ("float", "0.0f") if is_float else ("uint32_t", "0u")
+    windex = f"((oc * {cg} + ci) * {kh} + ky) * {kw} + kx"
+    wexpr, table = _mac_weight(op, ctx, f"w[{windex}]", windex)
     prod = _mac_product(
         op,
         f"x[((ni * {c} + g * {cg} + ci) * {h} + ih) * {wd} + iw]",
-        f"w[((oc * {cg} + ci) * {kh} + ky) * {kw} + kx]",
+        wexpr,
         xc,
         wc,
         is_float,
+        table is not None,
     )
     body = [
         "int32_t ni, oc, oy, ox, ci, ky, kx;",
@@ -652,7 +800,7 @@ def _conv2d(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
             "                " + line
             for line in store.lines(
                 f"y[((ni * {o} + oc) * {oh} + oy) * {ow} + ox]",
-                _finish(is_float, bias, "oc"),
+                _finish(op, is_float, bias, "oc"),
                 "oc",
             )
         ),
@@ -662,7 +810,8 @@ def _conv2d(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
         "}",
     ]
     helpers = () if is_float else ("wrap_i32", *store.helpers)
-    return _Kernel(params, body, helpers=helpers, consts=store.consts)
+    consts = ([table] if table else []) + store.consts
+    return _Kernel(params, body, helpers=helpers, consts=consts)
 
 
 def _window_loop(x_shape, y_shape, kernel, strides, padding, dilations, init, step, store):
@@ -1015,10 +1164,31 @@ def _requant_stmts(
     in_zp = op.get("input_zero_point")
     z = table("zp", "int32_t", zp)
     value = f"(int32_t)((int64_t){acc} - {in_zp})" if in_zp else f"(int32_t){acc}"
-    if op.get("mode") == "onnx":
+    k = _pow2_shifts(scale)
+    in_width = _code_width(op.operands[0])
+    if k is not None and op.get("mode") == "integer" and (k >= 1).all() and (k <= 32).all():
+        # scale 2^-k: QuantizeMultiplier gives (2^30, 1 - k), and MBQM becomes a rounding
+        # halving then RoundingDivideByPOT(k - 1): shifts instead of a 64-bit multiply
+        sh = table("k", "int32_t", k - 1)
+        first = f"const int32_t r = ircomp_rdbpot(ircomp_half_up({value}), {sh}) + {z};"
+        helpers: tuple[str, ...] = ("half_up", "rdbpot")
+    elif (
+        k is not None
+        and op.get("mode") == "onnx"
+        and not in_zp
+        and (k >= 0).all()
+        and (k <= 30).all()
+        and in_width <= 24
+    ):
+        # scale 2^-k and |acc| < 2^24: float32(acc) * 2^-k is exact, so its round half to
+        # even is the integer shift with ties to even
+        sh = table("k", "int32_t", k)
+        first = f"const int32_t r = ircomp_rhe_shift({value}, {sh}) + {z};"
+        helpers = ("rhe_shift",)
+    elif op.get("mode") == "onnx":
         s = table("scale", "float", scale)
         first = f"const int32_t r = ircomp_round_half_even((float){value} * {s}) + {z};"
-        helpers: tuple[str, ...] = ("round_half_even",)
+        helpers = ("round_half_even",)
     elif op.get("mode") == "integer":
         mult, shift = quantize_multiplier_array(scale)
         m, sh = table("mult", "int32_t", mult), table("shift", "int32_t", shift)
@@ -1033,6 +1203,19 @@ def _requant_stmts(
     ], helpers
 
 
+def _pow2_shifts(scale: np.ndarray) -> np.ndarray | None:
+    """k with scale == 2^-k exactly for every channel (as an int64 array), else None."""
+    mant, exp = np.frexp(np.asarray(scale, np.float64))
+    if not (mant == 0.5).all():
+        return None
+    return (1 - exp).astype(np.int64)
+
+
+def _code_width(value: SSAValue) -> int:
+    fmt = repr_of(value).fmt
+    return fmt.width if isinstance(fmt, Int | FixP) else 64
+
+
 def _scaled_cast(op: Operation, ctx: _Ctx) -> _Kernel:
     x, y = op.operands[0], op.results[0]
     vx, vy = ctx.vals[x], ctx.vals[y]
@@ -1042,12 +1225,35 @@ def _scaled_cast(op: Operation, ctx: _Ctx) -> _Kernel:
     consts: list[str] = []
 
     def table(name: str, ctype: str, values: np.ndarray) -> str:
+        lit = {"float": _float_lit, "double": _double_lit}.get(ctype, _int_lit)
         if values.size == 1:
-            return (_float_lit if ctype == "float" else _int_lit)(values.reshape(-1)[0])
+            return lit(values.reshape(-1)[0])
         consts.append(_const_array(f"{p}_{name}", ctype, values))
         return f"{p}_{name}[c]"
 
     params = [("x", x, False), ("y", y, True)]
+    if isinstance(op, nn.QuantizeOp) and isinstance(repr_of(y).fmt, FixP):
+        if vx.ctype != "float":
+            raise InputError(f"{_op_label(op)}: quantize needs a float input")
+        # encode(x / scale) in double (numerics.md 2): round half even of v * 2^f, saturate
+        frac, _, _ = _code_format(repr_of(y))
+        lo, hi = repr_of(y).code_range()
+        s = table("scale_d", "double", scale)
+        stmt = [
+            f"const double v = (double)x[i] / {s} * {_double_lit(2.0**frac)};",
+            "if (v != v) return ERR_NAN;",
+            f"y[i] = ({vy.ctype})ircomp_encode_d(v, {_int_lit(lo)}, {_int_lit(hi)});",
+        ]
+        body = [*_channel_loop(shape, axis, stmt), "return 0;"]
+        return _Kernel(params, body, returns_error=True, helpers=("encode_d",), consts=consts)
+    if isinstance(op, nn.DequantizeOp) and isinstance(repr_of(x).fmt, FixP):
+        if vy.ctype != "float":
+            raise InputError(f"{_op_label(op)}: dequantize needs a float result")
+        # decode(code) * scale in double, rounded once to float (numerics.md 1)
+        frac, _, _ = _code_format(repr_of(x))
+        s = table("scale_d", "double", scale)
+        stmt = [f"y[i] = (float)((double)x[i] * {_double_lit(2.0**-frac)} * {s});"]
+        return _Kernel(params, _channel_loop(shape, axis, stmt), consts=consts)
     if isinstance(op, nn.QuantizeOp):
         if vx.ctype != "float" or vy.ctype == "float":
             raise InputError(f"{_op_label(op)}: quantize needs float32 -> integer codes")
@@ -1170,6 +1376,7 @@ class _Generator:
         self.fast: dict[Operation, str] = {}
         self.reordered: set[SSAValue] = set()
         self.packed: dict[SSAValue, tuple[str, Operation]] = {}  # weight -> (kind, its MAC)
+        self.posit: dict[SSAValue, PositWeights] = {}  # packed posit weights
         self.scratch_offset: dict[Operation, int] = {}
         self.nhwc: set[SSAValue] = set()  # values stored channel last (vector kernels)
         if kernels == "vector":
@@ -1186,6 +1393,28 @@ class _Generator:
                         continue
                     self.reordered.add(weight)
                 self.fast[rq] = kind
+
+    def _posit_weights(self, op: nn.WeightOp) -> PositWeights:
+        """Posit weights: only as the weight operand of MACs, n <= 8, no NaR."""
+        fmt = repr_of(op.result).fmt
+        assert isinstance(fmt, Posit)
+        label = _op_label(op)
+        for use in op.result.uses:
+            user = use.operation
+            if not (isinstance(user, nn.MacOp) and user.mac_operands()[1] is op.result):
+                raise InputError(
+                    f"{_op_label(user)}: {fmt.short_name} weight '{op.weight_name.data}' is "
+                    "supported by the C backend only as a linear / conv2d / matmul weight"
+                )
+        if fmt.n > 8:
+            raise InputError(
+                f"{label}: {fmt.short_name} weights: the C backend supports posits of up to 8 "
+                "bits (n <= 4: two codes per byte, n <= 8: one)"
+            )
+        codes = np.asarray(self.program.weights.get(op.hash.data))
+        if (codes == (1 << (fmt.n - 1))).any():
+            raise InputError(f"{label}: {fmt.short_name} weights hold NaR, which has no value")
+        return PositWeights(fmt.n, fmt.es)
 
     def _choose_vector(self) -> None:
         """Vector kernels for the fused 8-bit MACs whose sums provably stay in int32."""
@@ -1386,7 +1615,12 @@ class _Generator:
                 self.vals[r] = _Value(_ctype(repr_of(r), label), _shape(r, label), r, "fused")
             if isinstance(op, nn.WeightOp):
                 r = op.result
-                self.vals[r] = _Value(_ctype(repr_of(r), label), _shape(r, label), r, "weight")
+                if isinstance(repr_of(r).fmt, Posit):
+                    self.posit[r] = self._posit_weights(op)
+                    ctype = "uint8_t"
+                else:
+                    ctype = _ctype(repr_of(r), label)
+                self.vals[r] = _Value(ctype, _shape(r, label), r, "weight")
                 continue
             if type(op) not in KERNELS and not isinstance(op, ALIASES):
                 layer = nn.op_name(op)
@@ -1499,6 +1733,14 @@ class _Generator:
                 kind, mac = packed
                 data = vector_kernels.pack_weights(kind, data, mac)
                 note = ", packed int16 minus its zero point (vector kernels)"
+            posit = self.posit.get(op.result)
+            if posit is not None:
+                data = posit.pack(data)
+                note = (
+                    ", codes packed two per byte, low nibble first"
+                    if posit.per_byte == 2
+                    else ", one code per byte"
+                )
             out.append(f"/* nn.weight '{op.weight_name.data}' {op.result.type}{note} */")
             out.append(_const_array(cname, val.ctype, data))
         return out
@@ -1532,7 +1774,7 @@ class _Generator:
             fname = f"op{k}_{sanitize(kind)}"
             if layer:
                 fname += "_" + sanitize(layer)
-            ctx = _Ctx(self.vals, fname, self.weights, self.kernels)
+            ctx = _Ctx(self.vals, fname, self.weights, self.kernels, self.posit)
             if op in self.fast:
                 kern = self._fast_kernel(op, ctx)
             elif op in self.islands:

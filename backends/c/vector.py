@@ -85,22 +85,14 @@ static void ircomp_vrq_{ctype}(const int32_t* restrict acc, int32_t n, int32_t b
 def _rq_float(ctype: str) -> str:
     return f"""\
 /* Requantize a row (onnx mode, spec/numerics.md 5.2): y[i] = clamp(round_half_even(float(acc[i]
- * + bias) * scale) + zp), the rounding of ircomp_round_half_even written branch-free. */
+ * + bias) * scale) + zp); as ircomp_round_half_even for these codes (|code| < 2^16). */
 static void ircomp_vrqf_{ctype}(const int32_t* restrict acc, int32_t n, int32_t bias,
                                  float scale, int32_t zp, int32_t lo, int32_t hi,
                                  {ctype}* restrict y)
 {{
     int32_t i;
     for (i = 0; i < n; ++i) {{
-        float v = (float)(acc[i] + bias) * scale;
-        float frac;
-        int32_t t, r;
-        v = v > 1073741824.0f ? 1073741824.0f : v;
-        v = v < -1073741824.0f ? -1073741824.0f : v;
-        t = (int32_t)v;
-        frac = v - (float)t;
-        r = t + ((frac > 0.5f || (frac == 0.5f && (t & 1))) ? 1 : 0)
-              - ((frac < -0.5f || (frac == -0.5f && (t & 1))) ? 1 : 0) + zp;
+        int32_t r = (int32_t)ircomp_vround((float)(acc[i] + bias) * scale) + zp;
         r = r < lo ? lo : r;
         r = r > hi ? hi : r;
         y[i] = ({ctype})r;
@@ -137,15 +129,7 @@ static void ircomp_vrqft_{ctype}(const int32_t* restrict acc, int32_t n,
 {{
     int32_t i;
     for (i = 0; i < n; ++i) {{
-        float v = (float)(acc[i] + bias[i]) * scale[i];
-        float frac;
-        int32_t t, r;
-        v = v > 1073741824.0f ? 1073741824.0f : v;
-        v = v < -1073741824.0f ? -1073741824.0f : v;
-        t = (int32_t)v;
-        frac = v - (float)t;
-        r = t + ((frac > 0.5f || (frac == 0.5f && (t & 1))) ? 1 : 0)
-              - ((frac < -0.5f || (frac == -0.5f && (t & 1))) ? 1 : 0) + zp[i];
+        int32_t r = (int32_t)ircomp_vround((float)(acc[i] + bias[i]) * scale[i]) + zp[i];
         r = r < lo ? lo : r;
         r = r > hi ? hi : r;
         y[i * ys] = ({ctype})r;
@@ -153,8 +137,39 @@ static void ircomp_vrqft_{ctype}(const int32_t* restrict acc, int32_t n,
 }}"""
 
 
+VROUND = """\
+#include <float.h>
+#if defined(__FAST_MATH__)
+#error "the vector kernels' float requantization needs IEEE arithmetic (no -ffast-math)"
+#endif
+/* Round half to even of v for the <= 16-bit codes of the vector kernels: v is clamped to
+ * +-2^22 (beyond the code range either way), then 1.5 * 2^23 added and subtracted rounds it
+ * to an integer in the default rounding mode (float arithmetic in float: FLT_EVAL_METHOD 0;
+ * otherwise the compare-and-adjust of ircomp_round_half_even). Branch-free: loops vectorize. */
+static float ircomp_vround(float v)
+{
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+    v = v > 4194304.0f ? 4194304.0f : v;
+    v = v < -4194304.0f ? -4194304.0f : v;
+    return (v + 12582912.0f) - 12582912.0f;
+#else
+    int32_t t, odd;
+    float frac;
+    v = v > 4194304.0f ? 4194304.0f : v;
+    v = v < -4194304.0f ? -4194304.0f : v;
+    t = (int32_t)v;
+    frac = v - (float)t;
+    odd = t & 1;
+    t += frac > 0.5f ? 1 : (frac == 0.5f ? odd : 0);
+    t -= frac < -0.5f ? 1 : (frac == -0.5f ? odd : 0);
+    return (float)t;
+#endif
+}"""
+
+
 HELPERS = {
     "vmbqm": VMBQM,
+    "vround": VROUND,
     "vmk8x16": """\
 /* acc[j * ld + l] = sum_k c[j * kp + k] * w[k][l] for 8 pixels j (im2col rows c, kp even)
  * and 16 output channels l; w is packed [kp / 2][16][2] (pairs of k per channel). Exact int32
@@ -166,49 +181,82 @@ HELPERS = {
 static void ircomp_vmk8x16(const int16_t* restrict w, const int16_t* restrict c, int32_t kp,
                            int32_t* restrict acc, int32_t ld)
 {
-    int32_t k, j;
+    int32_t k;
 #if defined(__AVX512BW__)
-    __m512i a[8];
-    for (j = 0; j < 8; ++j) a[j] = _mm512_setzero_si512();
+#if defined(__AVX512VNNI__)
+#define IRCOMP_VMK_STEP(a, j) \\
+    { \\
+        int32_t x; \\
+        memcpy(&x, c + (j) * kp + k, 4); \\
+        a = _mm512_dpwssd_epi32(a, wv, _mm512_set1_epi32(x)); \\
+    }
+#else
+#define IRCOMP_VMK_STEP(a, j) \\
+    { \\
+        int32_t x; \\
+        memcpy(&x, c + (j) * kp + k, 4); \\
+        a = _mm512_add_epi32(a, _mm512_madd_epi16(wv, _mm512_set1_epi32(x))); \\
+    }
+#endif
+    /* eight named accumulators (an array makes gcc copy registers every step) */
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    __m512i a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     for (k = 0; k < kp; k += 2) {
         const __m512i wv = _mm512_loadu_si512((const void*)(w + 16 * k));
-        for (j = 0; j < 8; ++j) {
-            int32_t x;
-            memcpy(&x, c + j * kp + k, 4);
-#if defined(__AVX512VNNI__)
-            a[j] = _mm512_dpwssd_epi32(a[j], _mm512_set1_epi32(x), wv);
-#else
-            a[j] = _mm512_add_epi32(a[j], _mm512_madd_epi16(_mm512_set1_epi32(x), wv));
-#endif
-        }
+        IRCOMP_VMK_STEP(a0, 0)
+        IRCOMP_VMK_STEP(a1, 1)
+        IRCOMP_VMK_STEP(a2, 2)
+        IRCOMP_VMK_STEP(a3, 3)
+        IRCOMP_VMK_STEP(a4, 4)
+        IRCOMP_VMK_STEP(a5, 5)
+        IRCOMP_VMK_STEP(a6, 6)
+        IRCOMP_VMK_STEP(a7, 7)
     }
-    for (j = 0; j < 8; ++j) _mm512_storeu_si512((void*)(acc + j * ld), a[j]);
+#undef IRCOMP_VMK_STEP
+    _mm512_storeu_si512((void*)acc, a0);
+    _mm512_storeu_si512((void*)(acc + ld), a1);
+    _mm512_storeu_si512((void*)(acc + 2 * ld), a2);
+    _mm512_storeu_si512((void*)(acc + 3 * ld), a3);
+    _mm512_storeu_si512((void*)(acc + 4 * ld), a4);
+    _mm512_storeu_si512((void*)(acc + 5 * ld), a5);
+    _mm512_storeu_si512((void*)(acc + 6 * ld), a6);
+    _mm512_storeu_si512((void*)(acc + 7 * ld), a7);
 #elif defined(__AVX2__)
+#define IRCOMP_VMK_STEP(a, b, j) \\
+    { \\
+        int32_t x; \\
+        __m256i v; \\
+        memcpy(&x, c + (h + (j)) * kp + k, 4); \\
+        v = _mm256_set1_epi32(x); \\
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(wl, v)); \\
+        b = _mm256_add_epi32(b, _mm256_madd_epi16(wh, v)); \\
+    }
     int32_t h;
     for (h = 0; h < 8; h += 4) {
-        __m256i a[4], b[4];
-        for (j = 0; j < 4; ++j) a[j] = b[j] = _mm256_setzero_si256();
+        __m256i a0 = _mm256_setzero_si256(), b0 = a0, a1 = a0, b1 = a0;
+        __m256i a2 = a0, b2 = a0, a3 = a0, b3 = a0;
         for (k = 0; k < kp; k += 2) {
             const __m256i wl = _mm256_loadu_si256((const __m256i*)(const void*)(w + 16 * k));
             const __m256i wh =
                 _mm256_loadu_si256((const __m256i*)(const void*)(w + 16 * k + 16));
-            for (j = 0; j < 4; ++j) {
-                int32_t x;
-                __m256i v;
-                memcpy(&x, c + (h + j) * kp + k, 4);
-                v = _mm256_set1_epi32(x);
-                a[j] = _mm256_add_epi32(a[j], _mm256_madd_epi16(v, wl));
-                b[j] = _mm256_add_epi32(b[j], _mm256_madd_epi16(v, wh));
-            }
+            IRCOMP_VMK_STEP(a0, b0, 0)
+            IRCOMP_VMK_STEP(a1, b1, 1)
+            IRCOMP_VMK_STEP(a2, b2, 2)
+            IRCOMP_VMK_STEP(a3, b3, 3)
         }
-        for (j = 0; j < 4; ++j) {
-            _mm256_storeu_si256((__m256i*)(void*)(acc + (h + j) * ld), a[j]);
-            _mm256_storeu_si256((__m256i*)(void*)(acc + (h + j) * ld + 8), b[j]);
-        }
+        _mm256_storeu_si256((__m256i*)(void*)(acc + h * ld), a0);
+        _mm256_storeu_si256((__m256i*)(void*)(acc + h * ld + 8), b0);
+        _mm256_storeu_si256((__m256i*)(void*)(acc + (h + 1) * ld), a1);
+        _mm256_storeu_si256((__m256i*)(void*)(acc + (h + 1) * ld + 8), b1);
+        _mm256_storeu_si256((__m256i*)(void*)(acc + (h + 2) * ld), a2);
+        _mm256_storeu_si256((__m256i*)(void*)(acc + (h + 2) * ld + 8), b2);
+        _mm256_storeu_si256((__m256i*)(void*)(acc + (h + 3) * ld), a3);
+        _mm256_storeu_si256((__m256i*)(void*)(acc + (h + 3) * ld + 8), b3);
     }
+#undef IRCOMP_VMK_STEP
 #else
     int32_t a[8][16] = {{0}};
-    int32_t l;
+    int32_t j, l;
     for (k = 0; k < kp; k += 2) {
         const int16_t* const wk = w + 16 * k;
         for (j = 0; j < 8; ++j) {
@@ -250,6 +298,7 @@ static void ircomp_vdot4x1(const int16_t* restrict w, const int16_t* restrict x,
 HELPER_DEPS = {
     "vmbqm": ("wrap_i32",),
     **{f"{h}_{c}": ("vmbqm",) for c in CTYPES for h in ("vrq", "vrqt")},
+    **{f"{h}_{c}": ("vround",) for c in CTYPES for h in ("vrqf", "vrqft")},
 }
 
 

@@ -199,6 +199,20 @@ def test_requantize_modes_differ_on_ties(tmp_path: Path) -> None:
     assert a != b
 
 
+@pytest.mark.parametrize("mode", ["onnx", "integer"])
+def test_fused_matmul_requantize(tmp_path: Path, mode: str) -> None:
+    """int8 matmul of two activations (batch broadcasting) fused with its requantize: the
+    kernel's row loop and the requantized value do not share a name."""
+    rng = np.random.default_rng(17)
+    g = GraphBuilder()
+    a, b = g.input([2, 3, 5], I8), g.input([5, 4], I8)
+    acc = g.op(nn.MatMulOp, [a, b], I32, input_zero_point=2, weight_zero_point=-1)
+    y = g.op(nn.RequantizeOp, [acc], I8, scale=[0.013], zero_point=[3], mode=mode)
+    inputs = [rng.integers(-128, 128, s).astype(np.int8) for s in ((2, 3, 5), (5, 4))]
+    check_c(g.finish([y]), tmp_path / "mm", inputs, cc=["gcc"])
+    assert "matmul_requantize" in (tmp_path / "mm" / "model.c").read_text()
+
+
 def test_float_cnn_within_tolerance(tmp_path: Path) -> None:
     check_c(float_cnn(), tmp_path / "fcnn")
 
@@ -228,12 +242,19 @@ def test_unsupported_op_names_the_node() -> None:
 
 
 def test_unsupported_format_is_refused() -> None:
-    from ircomp.dialects.num import FixPType
+    from xdsl.dialects.builtin import BFloat16Type
+
+    from ircomp.dialects.num import PositType
 
     g = GraphBuilder()
     x = g.input([2, 3])
-    y = g.op(nn.QuantizeOp, [x], FixPType(8, 4), scale=[1.0], name="q")
-    with pytest.raises(InputError, match="fixp"):
+    y = g.op(nn.QuantizeOp, [x], PositType(8, 1), scale=[1.0], name="q")
+    with pytest.raises(InputError, match=r"nn.quantize 'q'.*posit<8,1>.*only as the weights"):
+        generate(g.finish([y]))
+    g = GraphBuilder()
+    x = g.input([2, 3], BFloat16Type())
+    y = g.op(nn.ReluOp, [x], name="act")
+    with pytest.raises(InputError, match=r"bf16"):
         generate(g.finish([y]))
 
 
