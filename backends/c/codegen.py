@@ -43,6 +43,11 @@ CTYPES = {
     np.dtype(np.uint32): "uint32_t",
 }
 
+# f16 outputs: the harness accepts |got - ref| <= F16_RTOL * (|ref| + max|ref|): one binary16
+# rounding step (2^-10 relative) of float32 results that may differ in their last bits from
+# the interpreter's (BLAS summation order, libm)
+F16_RTOL = 1e-3
+
 # Host builds of the generated Makefile: `check` (portable, strict) and `check-native` (speed)
 HOST_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2")
 NATIVE_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-O3", "-march=native")
@@ -85,6 +90,66 @@ static int32_t ircomp_rhe_shift(int32_t x, int32_t k)
     const uint32_t rem = (uint32_t)x - ((uint32_t)q << k); /* 0 <= rem < 2^k */
     const uint32_t half = k ? (uint32_t)1 << (k - 1) : 0u;
     return q + ((k && (rem > half || (rem == half && (q & 1)))) ? 1 : 0);
+}""",
+    "h2f": """\
+/* IEEE binary16 bit pattern -> float (exact). */
+static float ircomp_h2f(ircomp_f16 h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exponent = ((uint32_t)h >> 10) & 0x1fu;
+    const uint32_t mantissa = (uint32_t)h & 0x3ffu;
+    uint32_t bits;
+    float f;
+    if (exponent == 0u) { /* zero or subnormal: mantissa * 2^-24, exact */
+        f = (float)mantissa * 5.9604644775390625e-8f;
+        return sign ? -f : f;
+    }
+    if (exponent == 0x1fu)
+        bits = sign | 0x7f800000u | (mantissa << 13); /* inf, nan */
+    else
+        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}""",
+    "d2h": """\
+/* double -> IEEE binary16 bit pattern: one rounding to nearest, ties to even, with gradual
+ * underflow and overflow to inf (what numpy's astype(float16) does); nan stays nan. */
+static ircomp_f16 ircomp_d2h(double v)
+{
+    uint64_t bits, m;
+    uint32_t sign, q, shift;
+    int32_t e;
+    memcpy(&bits, &v, sizeof bits);
+    sign = (uint32_t)(bits >> 48) & 0x8000u;
+    e = (int32_t)((bits >> 52) & 0x7ffu);
+    m = bits & 0xfffffffffffffull;
+    if (e == 0x7ff) return (ircomp_f16)(sign | 0x7c00u | (m ? 0x200u : 0u));
+    if (e == 0) return (ircomp_f16)sign; /* double subnormals round to 0 */
+    e -= 1023;
+    m |= (uint64_t)1 << 52; /* value = m * 2^(e - 52) */
+    if (e >= 16) return (ircomp_f16)(sign | 0x7c00u);
+    if (e < -25) return (ircomp_f16)sign;
+    shift = e >= -14 ? 42u : (uint32_t)(42 - 14 - e); /* to 10 fraction bits (normal), or to
+                                                          units of 2^-24 (subnormal) */
+    q = (uint32_t)(m >> shift);
+    {
+        const uint64_t rem = m & (((uint64_t)1 << shift) - 1u);
+        const uint64_t half = (uint64_t)1 << (shift - 1u);
+        if (rem > half || (rem == half && (q & 1u))) ++q;
+    }
+    if (e < -14) return (ircomp_f16)(sign | q); /* q = 0x400: the smallest normal */
+    if (q == 0x800u) { /* rounded up to the next power of two */
+        q = 0x400u;
+        ++e;
+        if (e >= 16) return (ircomp_f16)(sign | 0x7c00u);
+    }
+    return (ircomp_f16)(sign | ((uint32_t)(e + 15) << 10) | (q & 0x3ffu));
+}""",
+    "f2h": """\
+/* float -> IEEE binary16 (a float is exact as a double: one rounding). */
+static ircomp_f16 ircomp_f2h(float v)
+{
+    return ircomp_d2h((double)v);
 }""",
     "encode_d": """\
 /* numerics.md 2: the code nearest to the double v (already scaled by 2^frac), ties to even,
@@ -200,6 +265,7 @@ static int32_t ircomp_clz32(uint32_t v)
 HELPERS.update(fast_kernels.HELPERS)
 HELPERS.update(vector_kernels.HELPERS)
 HELPER_DEPS = {
+    "f2h": ("d2h",),
     **fast_kernels.HELPER_DEPS,
     **vector_kernels.HELPER_DEPS,
     "mbqm": ("wrap_i32", "srdhm", "rdbpot"),
@@ -231,8 +297,14 @@ def c_name(name: str) -> str:
 
 def _ctype(rep: Repr, what: str) -> str:
     if rep.is_float:
-        if rep.fmt.kind != "f32":  # type: ignore[union-attr]
-            raise InputError(f"{what}: the C backend supports float32, not {rep.fmt.short_name}")
+        kind = rep.fmt.kind  # type: ignore[union-attr]
+        if kind == "f16":
+            return HALF
+        if kind != "f32":
+            raise InputError(
+                f"{what}: the C backend supports float32 and f16 (storage), not "
+                f"{rep.fmt.short_name}"
+            )
         return "float"
     if isinstance(rep.fmt, Int | FixP) and rep.dtype in CTYPES:
         return CTYPES[rep.dtype]
@@ -316,6 +388,31 @@ class _Value:
     kind: str = "arena"  # arena | input | output | weight
     ref: str = ""  # parameter / array name, or arena offset once planned
 
+    @property
+    def half(self) -> bool:
+        """f16 storage: IEEE binary16 bit patterns in uint16_t, computed on as float."""
+        return self.ctype == HALF
+
+    @property
+    def is_float(self) -> bool:
+        return self.ctype in ("float", HALF)
+
+
+HALF = "ircomp_f16"  # typedef uint16_t: the storage type of f16 tensors
+
+
+def _ld(v: _Value, expr: str) -> str:
+    """The float value of element `expr` of `v`."""
+    return f"ircomp_h2f({expr})" if v.half else expr
+
+
+def _st(v: _Value, expr: str, double: bool = False) -> str:
+    """`expr` (float, or double with `double`) converted for storing into `v`: f16 storage
+    rounds it once to binary16 (from the double when the value is a double)."""
+    if v.half:
+        return f"ircomp_d2h({expr})" if double else f"ircomp_f2h({expr})"
+    return f"(float)({expr})" if double else expr
+
 
 @dataclass
 class _Kernel:
@@ -384,9 +481,11 @@ def _unary(op: Operation, ctx: _Ctx) -> _Kernel:
     n = _numel(vy.shape)
     params = [("x", x, False), ("y", y, True)]
     loop = f"for (i = 0; i < {n}; ++i)"
-    if vy.ctype == "float":
+    if vy.is_float:
+        xi = _ld(vx, "x[i]")
         if isinstance(op, nn.ReluOp):
-            expr = "x[i] < 0.0f ? 0.0f : x[i]"
+            # f16: negative values become +0, others (-0, nan) keep their bits (numpy maximum)
+            expr = f"{xi} < 0.0f ? 0u : x[i]" if vy.half else "x[i] < 0.0f ? 0.0f : x[i]"
         elif isinstance(op, nn.ClipOp | nn.HardTanhOp):
             lo, hi = _float_lit(op.get("min")), _float_lit(op.get("max"))
             return _Kernel(
@@ -394,8 +493,9 @@ def _unary(op: Operation, ctx: _Ctx) -> _Kernel:
                 [
                     "int32_t i;",
                     f"{loop} {{",
-                    f"    float v = x[i] < {lo} ? {lo} : x[i];",
-                    f"    y[i] = v > {hi} ? {hi} : v;",
+                    f"    const float u = {xi};",
+                    f"    float v = u < {lo} ? {lo} : u;",
+                    f"    y[i] = {_st(vy, f'v > {hi} ? {hi} : v')};",
                     "}",
                 ],
             )
@@ -405,13 +505,14 @@ def _unary(op: Operation, ctx: _Ctx) -> _Kernel:
                 [
                     "int32_t i;",
                     f"{loop} {{",
-                    "    float e = (float)exp(-fabs((double)x[i]));",
-                    "    y[i] = x[i] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);",
+                    f"    const float u = {xi};",
+                    "    float e = (float)exp(-fabs((double)u));",
+                    f"    y[i] = {_st(vy, 'u >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e)')};",
                     "}",
                 ],
             )
         elif isinstance(op, nn.TanhOp):
-            expr = "(float)tanh((double)x[i])"
+            expr = _st(vy, f"(float)tanh((double){xi})")
         else:
             raise AssertionError(op.name)
         return _Kernel(params, ["int32_t i;", f"{loop} y[i] = {expr};"])
@@ -488,8 +589,9 @@ def _binary(op: Operation, ctx: _Ctx) -> _Kernel:
     va, vb, vy = ctx.vals[a], ctx.vals[b], ctx.vals[y]
     sym = {nn.AddOp: "+", nn.SubOp: "-", nn.MulOp: "*", nn.DivOp: "/"}[type(op)]
     params = [("a", a, False), ("b", b, False), ("y", y, True)]
-    if vy.ctype == "float":
-        return _Kernel(params, _broadcast_loops(va, vb, vy, f"{{A}} {sym} {{B}}"))
+    if vy.is_float:
+        element = _st(vy, f"{_ld(va, '{A}')} {sym} {_ld(vb, '{B}')}")
+        return _Kernel(params, _broadcast_loops(va, vb, vy, element))
     # integer / fixed-point codes (numerics.md 5.5): operands aligned to the result's fraction
     # bits by left shifts, exact modulo 2^32 (enough: the result has at most 32 bits), wrapped
     fo, width, signed = _code_format(repr_of(y))
@@ -550,8 +652,10 @@ def _qadd(op: Operation, ctx: _Ctx) -> _Kernel:
 def _mac_product(
     op: Operation, x: str, w: str, xc: str, wc: str, is_float: bool, posit: bool = False
 ) -> str:
-    if is_float:
-        return f"{x} * {w}"
+    if is_float:  # f16 storage: each operand read as float
+        xf = f"ircomp_h2f({x})" if xc == HALF else x
+        wf = f"ircomp_h2f({w})" if wc == HALF else w
+        return f"{xf} * {wf}"
     if posit:  # w: a table value modulo 2^32; the product modulo 2^32 is exact enough
         return f"((uint32_t)(int32_t){x} * {w})"
     xzp, wzp = op.get("input_zero_point"), op.get("weight_zero_point")
@@ -565,7 +669,7 @@ def _mac_product(
 def _mac_types(op: Operation, ctx: _Ctx) -> tuple[bool, str, str, str]:
     x, w, y = op.operands[0], op.operands[1], op.results[0]
     vx, vw, vy = ctx.vals[x], ctx.vals[w], ctx.vals[y]
-    is_float = vy.ctype == "float"
+    is_float = vy.is_float
     if not is_float:
         fmt = repr_of(y).fmt
         if not isinstance(fmt, Int | FixP) or (fmt.width == 32 and not fmt.signed):
@@ -576,10 +680,12 @@ def _mac_types(op: Operation, ctx: _Ctx) -> tuple[bool, str, str, str]:
     return is_float, vx.ctype, vw.ctype, vy.ctype
 
 
-def _finish(op: Operation, is_float: bool, bias: bool, idx: str) -> str:
-    """The accumulator `acc` plus the bias, wrapped to the MAC result's width."""
+def _finish(op: Operation, is_float: bool, bias: bool, idx: str, half: bool = False) -> str:
+    """The accumulator `acc` plus the bias (read as float when `half`), wrapped to the MAC
+    result's width."""
     if is_float:
-        return "acc + b[" + idx + "]" if bias else "acc"
+        b = f"ircomp_h2f(b[{idx}])" if half else f"b[{idx}]"
+        return f"acc + {b}" if bias else "acc"
     _, width, signed = _code_format(repr_of(op.results[0]))
     return _wrap(f"acc + (uint32_t)b[{idx}]" if bias else "acc", width, signed)
 
@@ -587,21 +693,33 @@ def _finish(op: Operation, is_float: bool, bias: bool, idx: str) -> str:
 @dataclass(frozen=True)
 class PositWeights:
     """A posit weight array stored packed: two 4-bit codes per byte (n <= 4, low nibble first)
-    or one code per byte (n <= 8), decoded through a table of exact fixed-point values."""
+    or one code per byte (n <= 8), decoded through a table of exact fixed-point values. With
+    `rows` (linear weights, n <= 4) each row is padded to an even length with code 0 so that a
+    byte holds the codes k, k + 1 of one row (`row_bytes` bytes a row)."""
 
     n: int
     es: int
+    rows: bool = False
 
     @property
     def per_byte(self) -> int:
         return 2 if self.n <= 4 else 1
 
+    def row_bytes(self, k: int) -> int:
+        return (k + 1) // 2
+
     def pack(self, codes: np.ndarray) -> np.ndarray:
-        flat = codes.reshape(-1).astype(np.uint8)
         if self.per_byte == 1:
-            return flat
-        if flat.size % 2:
-            flat = np.append(flat, np.uint8(0))
+            return codes.reshape(-1).astype(np.uint8)
+        if self.rows:
+            rows = codes.reshape(codes.shape[0], -1)
+            if rows.shape[1] % 2:
+                rows = np.concatenate([rows, np.zeros((rows.shape[0], 1), rows.dtype)], axis=1)
+            flat = rows.reshape(-1).astype(np.uint8)
+        else:
+            flat = codes.reshape(-1).astype(np.uint8)
+            if flat.size % 2:
+                flat = np.append(flat, np.uint8(0))
         return (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
 
     def table(self, shift: int) -> np.ndarray:
@@ -651,13 +769,14 @@ class _Store:
     ctx: _Ctx
     consts: list[str] = field(default_factory=list)
     helpers: tuple[str, ...] = ()
+    half: bool = False  # the MAC's own float result is stored as f16
 
     def output(self, mac: Operation) -> SSAValue:
         return (self.rq or mac).results[0]
 
     def lines(self, target: str, value: str, channel: str) -> list[str]:
         if self.rq is None:
-            return [f"{target} = {value};"]
+            return [f"{target} = {f'ircomp_f2h({value})' if self.half else value};"]
         shape = self.ctx.vals[self.rq.results[0]].shape
         tables: list[str] = [] if self.consts else self.consts  # emitted on the first call
         stmts, self.helpers = _requant_stmts(
@@ -668,7 +787,7 @@ class _Store:
 
 def _linear(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
     is_float, xc, wc, _ = _mac_types(op, ctx)
-    store = _Store(rq, ctx)
+    store = _Store(rq, ctx, half=rq is None and ctx.vals[op.results[0]].half)
     x, w, y = op.operands[0], op.operands[1], store.output(op)
     bias = len(op.operands) > 2
     out_f, in_f = ctx.vals[w].shape
@@ -680,17 +799,40 @@ def _linear(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
     acc_t, zero = ("float", "0.0f") if is_float else ("uint32_t", "0u")
     wexpr, table = _mac_weight(op, ctx, "wr[k]", f"o * {in_f} + k")
     prod = _mac_product(op, "xr[k]", wexpr, xc, wc, is_float, table is not None)
+    posit = ctx.posit.get(w)
+    if posit is not None and posit.rows:  # two codes of the row per byte, both used
+        tab = f"{ctx.prefix}_posit"
+        loop = [
+            f"        const uint8_t* wr = w + o * {posit.row_bytes(in_f)};",
+            f"        {acc_t} acc = {zero};",
+            f"        for (k = 0; k + 1 < {in_f}; k += 2) {{",
+            "            const uint32_t pair = wr[k >> 1];",
+            f"            acc += (uint32_t)(int32_t)xr[k] * {tab}[pair & 15u] + "
+            f"(uint32_t)(int32_t)xr[k + 1] * {tab}[pair >> 4];",
+            "        }",
+        ]
+        if in_f % 2:
+            k = in_f - 1
+            loop.append(f"        acc += (uint32_t)(int32_t)xr[{k}] * {tab}[wr[{k >> 1}] & 15u];")
+    else:
+        loop = [
+            *([] if table else [f"        const {wc}* wr = w + o * {in_f};"]),
+            f"        {acc_t} acc = {zero};",
+            f"        for (k = 0; k < {in_f}; ++k) acc += {prod};",
+        ]
     body = [
         "int32_t m, o, k;",
         f"for (m = 0; m < {rows}; ++m) {{",
         f"    const {xc}* xr = x + m * {in_f};",
         f"    for (o = 0; o < {out_f}; ++o) {{",
-        *([] if table else [f"        const {wc}* wr = w + o * {in_f};"]),
-        f"        {acc_t} acc = {zero};",
-        f"        for (k = 0; k < {in_f}; ++k) acc += {prod};",
+        *loop,
         *(
             "        " + line
-            for line in store.lines(f"y[m * {out_f} + o]", _finish(op, is_float, bias, "o"), "o")
+            for line in store.lines(
+                f"y[m * {out_f} + o]",
+                _finish(op, is_float, bias, "o", ctx.vals[op.results[0]].half),
+                "o",
+            )
         ),
         "    }",
         "}",
@@ -702,7 +844,7 @@ def _linear(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
 
 def _matmul(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
     is_float, ac, bc, _ = _mac_types(op, ctx)
-    store = _Store(rq, ctx)
+    store = _Store(rq, ctx, half=rq is None and ctx.vals[op.results[0]].half)
     a, b, y = op.operands[0], op.operands[1], store.output(op)
     sa, sb, sy = ctx.vals[a].shape, ctx.vals[b].shape, ctx.vals[y].shape
     if len(sa) < 2 or len(sb) < 2:
@@ -750,7 +892,7 @@ def _matmul(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
 
 def _conv2d(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
     is_float, xc, wc, _ = _mac_types(op, ctx)
-    store = _Store(rq, ctx)
+    store = _Store(rq, ctx, half=rq is None and ctx.vals[op.results[0]].half)
     x, w, y = op.operands[0], op.operands[1], store.output(op)
     bias = len(op.operands) > 2
     n, c, h, wd = ctx.vals[x].shape
@@ -800,7 +942,7 @@ def _conv2d(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
             "                " + line
             for line in store.lines(
                 f"y[((ni * {o} + oc) * {oh} + oy) * {ow} + ox]",
-                _finish(op, is_float, bias, "oc"),
+                _finish(op, is_float, bias, "oc", ctx.vals[op.results[0]].half),
                 "oc",
             )
         ),
@@ -814,8 +956,13 @@ def _conv2d(op: Operation, ctx: _Ctx, rq: Operation | None = None) -> _Kernel:
     return _Kernel(params, body, helpers=helpers, consts=consts)
 
 
-def _window_loop(x_shape, y_shape, kernel, strides, padding, dilations, init, step, store):
+def _window_loop(  # type: ignore[no-untyped-def]
+    x_shape, y_shape, kernel, strides, padding, dilations, init, step, store, half=False
+):
+    """Loops over every output window; `half`: x holds f16 bit patterns, read as float."""
     n, c, h, w = x_shape
+    load = f"x[(p * {h} + ih) * {w} + iw]"
+    load = f"ircomp_h2f({load})" if half else load
     _, _, oh, ow = y_shape
     kh, kw = kernel
     sh, sw = strides
@@ -833,7 +980,7 @@ def _window_loop(x_shape, y_shape, kernel, strides, padding, dilations, init, st
         f"                for (kx = 0; kx < {kw}; ++kx) {{",
         f"                    const int32_t iw = ox * {sw} - {pl} + kx * {dw};",
         f"                    if (iw < 0 || iw >= {w}) continue;",
-        f"                    {{ const {{T}} v = x[(p * {h} + ih) * {w} + iw]; {step} }}",
+        f"                    {{ const {'float' if half else '{T}'} v = {load}; {step} }}",
         "                }",
         "            }",
         f"            y[(p * {oh} + oy) * {ow} + ox] = {store};",
@@ -855,8 +1002,8 @@ def _pool(op: Operation, ctx: _Ctx) -> _Kernel:
     if isinstance(op, nn.GlobalAvgPool2dOp):
         n, c, h, w = vx.shape
         hw = h * w
-        if ct == "float":
-            acc, store = "double s = 0.0;", f"(float)(s / {hw}.0)"
+        if vy.is_float:  # float64 mean rounded once (to f16 directly from the double)
+            acc, store = "double s = 0.0;", _st(vy, f"s / {hw}.0", double=True)
         else:
             acc, store = "int64_t s = 0;", f"({ct}){_rounding_average('s', f'(int64_t){hw}')}"
         return _Kernel(
@@ -865,7 +1012,7 @@ def _pool(op: Operation, ctx: _Ctx) -> _Kernel:
                 "int32_t p, i;",
                 f"for (p = 0; p < {n * c}; ++p) {{",
                 f"    {acc}",
-                f"    for (i = 0; i < {hw}; ++i) s += x[p * {hw} + i];",
+                f"    for (i = 0; i < {hw}; ++i) s += {_ld(vx, f'x[p * {hw} + i]')};",
                 f"    y[p] = {store};",
                 "}",
             ],
@@ -876,7 +1023,7 @@ def _pool(op: Operation, ctx: _Ctx) -> _Kernel:
     if isinstance(op, nn.MaxPool2dOp):
         init_v = (
             "-INFINITY"
-            if ct == "float"
+            if vy.is_float
             else {
                 "int8_t": "INT8_MIN",
                 "uint8_t": "0",
@@ -893,9 +1040,10 @@ def _pool(op: Operation, ctx: _Ctx) -> _Kernel:
             strides,
             padding,
             dil,
-            f"{ct} m = {init_v};",
+            f"{'float' if vy.half else ct} m = {init_v};",
             "if (v > m) m = v;",
-            "m",
+            _st(vy, "m"),
+            vy.half,
         )
     else:
         counts = average_counts(
@@ -906,13 +1054,13 @@ def _pool(op: Operation, ctx: _Ctx) -> _Kernel:
         else:
             consts.append(_const_array(f"{ctx.prefix}_count", "int32_t", counts))
             cnt = f"{ctx.prefix}_count[oy * {vy.shape[3]} + ox]"
-        if ct == "float":  # float32 sums in window order, one division (the interpreter's)
-            init, store = "float s = 0.0f;", f"s / (float){cnt}"
+        if vy.is_float:  # float32 sums in window order, one division (the interpreter's)
+            init, store = "float s = 0.0f;", _st(vy, f"s / (float){cnt}")
         else:
             init = "int64_t s = 0;"
             store = f"({ct}){_rounding_average('s', f'(int64_t){cnt}')}"
         body = _window_loop(
-            vx.shape, vy.shape, kernel, strides, padding, dil, init, "s += v;", store
+            vx.shape, vy.shape, kernel, strides, padding, dil, init, "s += v;", store, vy.half
         )
     body = [line.replace("{T}", ct) for line in body]
     return _Kernel(params, body, consts=consts)
@@ -923,19 +1071,21 @@ def _softmax(op: Operation, ctx: _Ctx) -> _Kernel:
     shape = ctx.vals[y].shape
     axis = shapes.normalize_axis(op.get("axis"), len(shape))
     outer, length, inner = _numel(shape[:axis]), shape[axis], _numel(shape[axis + 1 :])
-    if ctx.vals[y].ctype != "float":
+    vx, vy = ctx.vals[x], ctx.vals[y]
+    if not vy.is_float:
         raise InputError(f"{_op_label(op)}: softmax needs float32 in the C backend")
     idx = f"(o * {length} + j) * {inner} + q"
+    xj = _ld(vx, f"x[{idx}]")
+    out = _st(vy, f"exp((double){xj} - (double)mx) / sum", double=True)
     body = [
         "int32_t o, q, j;",
         f"for (o = 0; o < {outer}; ++o) {{",
         f"    for (q = 0; q < {inner}; ++q) {{",
-        f"        float mx = x[o * {length * inner} + q];",
+        f"        float mx = {_ld(vx, f'x[o * {length * inner} + q]')};",
         "        double sum = 0.0;",
-        f"        for (j = 1; j < {length}; ++j) if (x[{idx}] > mx) mx = x[{idx}];",
-        f"        for (j = 0; j < {length}; ++j) sum += exp((double)x[{idx}] - (double)mx);",
-        f"        for (j = 0; j < {length}; ++j) "
-        f"y[{idx}] = (float)(exp((double)x[{idx}] - (double)mx) / sum);",
+        f"        for (j = 1; j < {length}; ++j) if ({xj} > mx) mx = {xj};",
+        f"        for (j = 0; j < {length}; ++j) sum += exp((double){xj} - (double)mx);",
+        f"        for (j = 0; j < {length}; ++j) y[{idx}] = {out};",
         "    }",
         "}",
     ]
@@ -1233,34 +1383,35 @@ def _scaled_cast(op: Operation, ctx: _Ctx) -> _Kernel:
 
     params = [("x", x, False), ("y", y, True)]
     if isinstance(op, nn.QuantizeOp) and isinstance(repr_of(y).fmt, FixP):
-        if vx.ctype != "float":
+        if not vx.is_float:
             raise InputError(f"{_op_label(op)}: quantize needs a float input")
         # encode(x / scale) in double (numerics.md 2): round half even of v * 2^f, saturate
         frac, _, _ = _code_format(repr_of(y))
         lo, hi = repr_of(y).code_range()
         s = table("scale_d", "double", scale)
         stmt = [
-            f"const double v = (double)x[i] / {s} * {_double_lit(2.0**frac)};",
+            f"const double v = (double){_ld(vx, 'x[i]')} / {s} * {_double_lit(2.0**frac)};",
             "if (v != v) return ERR_NAN;",
             f"y[i] = ({vy.ctype})ircomp_encode_d(v, {_int_lit(lo)}, {_int_lit(hi)});",
         ]
         body = [*_channel_loop(shape, axis, stmt), "return 0;"]
         return _Kernel(params, body, returns_error=True, helpers=("encode_d",), consts=consts)
     if isinstance(op, nn.DequantizeOp) and isinstance(repr_of(x).fmt, FixP):
-        if vy.ctype != "float":
+        if not vy.is_float:
             raise InputError(f"{_op_label(op)}: dequantize needs a float result")
         # decode(code) * scale in double, rounded once to float (numerics.md 1)
         frac, _, _ = _code_format(repr_of(x))
         s = table("scale_d", "double", scale)
-        stmt = [f"y[i] = (float)((double)x[i] * {_double_lit(2.0**-frac)} * {s});"]
+        value = f"(double)x[i] * {_double_lit(2.0**-frac)} * {s}"
+        stmt = [f"y[i] = {_st(vy, value, double=True)};"]
         return _Kernel(params, _channel_loop(shape, axis, stmt), consts=consts)
     if isinstance(op, nn.QuantizeOp):
-        if vx.ctype != "float" or vy.ctype == "float":
+        if not vx.is_float or vy.is_float:
             raise InputError(f"{_op_label(op)}: quantize needs float32 -> integer codes")
         lo, hi = repr_of(y).code_range()
         s, z = table("scale", "float", scale), table("zp", "int32_t", zp)
         stmt = [
-            f"const float v = x[i] / {s};",
+            f"const float v = {_ld(vx, 'x[i]')} / {s};",
             "int32_t r;",
             "if (v != v) return ERR_NAN;",
             f"r = ircomp_round_half_even(v) + {z};",
@@ -1272,14 +1423,14 @@ def _scaled_cast(op: Operation, ctx: _Ctx) -> _Kernel:
             params, body, returns_error=True, helpers=("round_half_even",), consts=consts
         )
     if isinstance(op, nn.DequantizeOp):
-        if vx.ctype == "float" or vy.ctype != "float":
+        if vx.is_float or not vy.is_float:
             raise InputError(f"{_op_label(op)}: dequantize needs integer codes -> float32")
         s, z = table("scale", "float", scale), table("zp", "int64_t", zp)
-        stmt = [f"y[i] = (float)((int64_t)x[i] - {z}) * {s};"]
+        stmt = [f"y[i] = {_st(vy, f'(float)((int64_t)x[i] - {z}) * {s}')};"]
         body = _channel_loop(shape, axis, stmt)
         return _Kernel(params, body, consts=consts)
     # requantize
-    if vx.ctype == "float" or vy.ctype == "float":
+    if vx.is_float or vy.is_float:
         raise InputError(f"{_op_label(op)}: requantize needs integer codes")
     stmt, helpers = _requant_stmts(op, shape, p, consts, "x[i]", "y[i]")
     body = _channel_loop(shape, axis, stmt)
@@ -1343,6 +1494,7 @@ def _elem_size(ctype: str) -> int:
         "uint16_t": 2,
         "int32_t": 4,
         "uint32_t": 4,
+        HALF: 2,
     }[ctype]
 
 
@@ -1414,7 +1566,8 @@ class _Generator:
         codes = np.asarray(self.program.weights.get(op.hash.data))
         if (codes == (1 << (fmt.n - 1))).any():
             raise InputError(f"{label}: {fmt.short_name} weights hold NaR, which has no value")
-        return PositWeights(fmt.n, fmt.es)
+        linear = all(isinstance(u.operation, nn.LinearOp) for u in op.result.uses)
+        return PositWeights(fmt.n, fmt.es, rows=linear and fmt.n <= 4)
 
     def _choose_vector(self) -> None:
         """Vector kernels for the fused 8-bit MACs whose sums provably stay in int32."""
@@ -1737,10 +1890,14 @@ class _Generator:
             if posit is not None:
                 data = posit.pack(data)
                 note = (
-                    ", codes packed two per byte, low nibble first"
-                    if posit.per_byte == 2
-                    else ", one code per byte"
+                    ", one code per byte"
+                    if posit.per_byte == 1
+                    else ", codes packed two per byte, low nibble first"
+                    + (", rows padded to an even length" if posit.rows else "")
                 )
+            if val.half:
+                data = data.astype(np.float16).view(np.uint16)
+                note = ", IEEE binary16 bit patterns"
             out.append(f"/* nn.weight '{op.weight_name.data}' {op.result.type}{note} */")
             out.append(_const_array(cname, val.ctype, data))
         return out
@@ -1815,6 +1972,10 @@ class _Generator:
             val = self.vals[v]
             nbytes = _numel(val.shape) * _elem_size(val.ctype)
             calls.append(f"    memcpy({self.out_names[j]}, {self.ptr(v)}, {nbytes});")
+        text = "\n".join(funcs)
+        for h in ("h2f", "f2h", "d2h"):  # f16 storage conversions, wherever used
+            if f"ircomp_{h}(" in text:
+                _add_helper(h, helpers)
         return funcs, calls, helpers, any_error
 
     def _fast_kernel(self, rq: Operation, ctx: _Ctx) -> _Kernel:
@@ -1878,6 +2039,18 @@ class _Generator:
             "",
             "#include <stdint.h>",
             "",
+            *(
+                [
+                    "#ifndef IRCOMP_F16_DEFINED",
+                    "#define IRCOMP_F16_DEFINED",
+                    "/* f16 tensors: IEEE binary16 bit patterns (spec/c_abi.md). */",
+                    "typedef uint16_t ircomp_f16;",
+                    "#endif",
+                    "",
+                ]
+                if any(v.half for v in self.vals.values())
+                else []
+            ),
             f"/* Bytes of the static arena {self.name}.c holds (liveness-planned). */",
             f"#define {u}_ARENA_SIZE {info.size}",
             "",
@@ -1933,7 +2106,7 @@ class _Generator:
             or any("INFINITY" in w or "NAN" in w for w in weights)
         ):
             lines.append("#include <math.h>")
-        if self.copies or "simd" in helpers or "vmk8x16" in helpers:
+        if self.copies or {"simd", "vmk8x16", "h2f", "d2h"} & set(helpers):
             lines.append("#include <string.h>")
         lines.append("#include <stddef.h>")
         lines.append("")
@@ -2009,11 +2182,14 @@ class _Generator:
             for a in self.block.args:
                 rep, shape = repr_of(a), self.vals[a].shape
                 if rep.is_float:
-                    inputs.append(rng.normal(size=shape).astype(np.float32))
+                    inputs.append(rng.normal(size=shape).astype(rep.dtype))
                 else:
                     lo, hi = rep.code_range()
                     inputs.append(rng.integers(lo, hi + 1, size=shape).astype(rep.dtype))
-        ins = [np.asarray(x) for x in inputs]
+        ins = [
+            np.asarray(x).astype(np.float16) if self.vals[a].half else np.asarray(x)
+            for a, x in zip(self.block.args, inputs, strict=True)
+        ]
         outs = run(self.program, ins)
         return ins, outs
 
@@ -2026,14 +2202,19 @@ class _Generator:
             f'#include "{self.name}.h"',
             "",
         ]
+
+        def bits(v: SSAValue, x: np.ndarray) -> np.ndarray:
+            return np.asarray(x, np.float16).view(np.uint16) if self.vals[v].half else x
+
         for a, n, x in zip(self.block.args, self.in_names, ins, strict=True):
-            lines.append(_const_array(f"ref_{n}", self.vals[a].ctype, x))
+            lines.append(_const_array(f"ref_{n}", self.vals[a].ctype, bits(a, x)))
         for v, n, y in zip(self.outputs, self.out_names, outs, strict=True):
             ctype = self.vals[v].ctype
-            lines.append(_const_array(f"ref_{n}", ctype, y))
-            if ctype == "float":
-                finite = np.abs(y[np.isfinite(y)]) if y.size else np.zeros(1)
-                atol = 1e-5 * float(finite.max()) if finite.size else 0.0
+            lines.append(_const_array(f"ref_{n}", ctype, bits(v, y)))
+            if self.vals[v].is_float:
+                finite = np.abs(y[np.isfinite(y)]).astype(np.float64) if y.size else np.zeros(1)
+                rel = F16_RTOL if self.vals[v].half else 1e-5
+                atol = rel * float(finite.max()) if finite.size else 0.0
                 lines.append(f"static const double ref_{n}_atol = {atol!r};")
         lines += ["", "#endif", ""]
         return "\n".join(lines)
@@ -2054,6 +2235,8 @@ class _Generator:
             '#include "vectors.h"',
             "",
         ]
+        if any(self.vals[v].half for v in self.outputs):
+            lines += ["#include <string.h>", "", HELPERS["h2f"], ""]
         for v, n in zip(self.outputs, self.out_names, strict=True):
             size = max(1, _numel(self.vals[v].shape))
             lines.append(f"static {self.vals[v].ctype} got_{n}[{size}];")
@@ -2092,15 +2275,18 @@ class _Generator:
         ]
         for v, n in zip(self.outputs, self.out_names, strict=True):
             size = _numel(self.vals[v].shape)
-            if self.vals[v].ctype == "float":
+            if self.vals[v].is_float:
+                got, ref = f"(double)got_{n}[i]", f"(double)ref_{n}[i]"
+                rel = "1e-5"
+                if self.vals[v].half:
+                    got = f"(double)ircomp_h2f(got_{n}[i])"
+                    ref = f"(double)ircomp_h2f(ref_{n}[i])"
+                    rel = repr(F16_RTOL)
                 ok = (
-                    f"(isnan(ref_{n}[i]) && isnan(got_{n}[i])) || fabs((double)got_{n}[i] - "
-                    f"(double)ref_{n}[i]) <= 1e-5 * fabs((double)ref_{n}[i]) + ref_{n}_atol"
+                    f"(isnan({ref}) && isnan({got})) || fabs({got} - {ref}) <= "
+                    f"{rel} * fabs({ref}) + ref_{n}_atol"
                 )
-                show = (
-                    f'printf("{n}[%ld]: got %.9g want %.9g\\n", i, (double)got_{n}[i], '
-                    f"(double)ref_{n}[i]);"
-                )
+                show = f'printf("{n}[%ld]: got %.9g want %.9g\\n", i, {got}, {ref});'
             else:
                 ok = f"got_{n}[i] == ref_{n}[i]"
                 show = (
@@ -2115,6 +2301,15 @@ class _Generator:
                 "        }",
                 "    }",
             ]
+            if self.vals[v].half:  # within tolerance; how many are bit-identical too
+                lines += [
+                    "    {",
+                    "        long differ = 0;",
+                    f"        for (i = 0; i < {size}; ++i) differ += got_{n}[i] != ref_{n}[i];",
+                    f"        printf(\"{n}: f16 bit patterns differing from the interpreter's: "
+                    f'%ld of {size}\\n", differ);',
+                    "    }",
+                ]
         for n in self.out_names:
             lines.append(f"    sum = fnv1a(sum, got_{n}, sizeof got_{n});")
         lines += [

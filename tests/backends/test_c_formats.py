@@ -6,6 +6,7 @@ the host and (slow tests) on the Cortex-M4 under QEMU."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -13,11 +14,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from op_helpers import In, W, one_op
-from strategies import build_program, fixp_graphs
-from test_c_backend import check_c
-from xdsl.dialects.builtin import Float32Type, IntegerType
+from strategies import FLOAT_OPS, build_program, fixp_graphs, float_graphs
+from test_c_backend import check_c, run_tool
+from xdsl.dialects.builtin import Float16Type, Float32Type, IntegerType
+from xdsl.ir import SSAValue
 
-from ircomp.backends.c import build, generate, measure_cortex_m4
+from ircomp.backends.c import arena_plan, build, generate, measure_cortex_m4
 from ircomp.backends.c.cortex_m4 import ARM_CC, QEMU
 from ircomp.dialects import nn
 from ircomp.dialects.num import FixPType, PositType, UFixPType
@@ -26,6 +28,8 @@ from ircomp.ir.builder import GraphBuilder
 from ircomp.ir.program import Program
 
 I8, I16, I32 = IntegerType(8), IntegerType(16), IntegerType(32)
+F16 = Float16Type()
+C_FLOAT_OPS = tuple(op for op in FLOAT_OPS if op not in ("batchnorm", "split"))  # no C kernels
 needs_arm = pytest.mark.skipif(
     shutil.which(ARM_CC) is None or shutil.which(QEMU) is None,
     reason="needs Debian packages gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm",
@@ -150,7 +154,7 @@ def test_posit_weights_match_interpreter(tmp_path: Path) -> None:
     text = (tmp_path / "m" / "model.c").read_text()
     assert text.count("codes packed two per byte, low nibble first") == 2
     assert text.count("one code per byte") == 1
-    assert "static const uint8_t w_fc_w[8]" in text  # 15 codes in 8 bytes
+    assert "static const uint8_t w_fc_w[9]" in text  # 3 rows of 5 codes, 3 bytes a row
     assert "static const uint8_t w_c_w[27]" in text  # 54 codes in 27 bytes
     assert text.count("_posit[16]") == 2 and text.count("_posit[256]") == 1
 
@@ -171,14 +175,86 @@ def test_posit_weights_refused_where_unsupported() -> None:
         generate(g.finish([d]))
 
 
+# ---- f16 storage ---------------------------------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(spec=float_graphs(formats=("f16",), ops=C_FLOAT_OPS, max_nodes=6))
+def test_random_f16_graphs(tmp_path_factory, spec) -> None:  # type: ignore[no-untyped-def]
+    program, inputs = build_program(spec)
+    line = check_c(program, tmp_path_factory.mktemp("h") / "m", inputs=inputs, cc=["gcc"])
+    assert "PASS" in line
+
+
+def f16_program(ftype=F16) -> tuple[Program, list[np.ndarray]]:  # type: ignore[no-untyped-def]
+    """An f16 graph through every float kernel: conv (groups, bias), hardtanh, tanh, sigmoid,
+    mul, div, sub, max / average pools (ceil mode, padding), global average pool, concat,
+    reshape, transpose, matmul, linear, softmax; and the f16 <-> codes casts (int8 quantize /
+    dequantize per channel, fixp quantize / dequantize)."""
+    rng = np.random.default_rng(81)
+    g = GraphBuilder()
+    dtype = np.float16 if ftype == F16 else np.float32
+
+    def h(name: str, shape: tuple[int, ...], scale: float = 1.0) -> SSAValue:
+        return g.weight(name, (rng.normal(size=shape) * scale).astype(dtype), ftype)
+
+    x = g.input([2, 4, 9, 9], ftype)
+    y = g.op(nn.Conv2dOp, [x, h("c.w", (4, 2, 3, 3)), h("c.b", (4,))], strides=[2, 1],
+             padding=[1, 2, 0, 1], dilations=[1, 2], groups=2, name="conv")  # fmt: skip
+    y = g.op(nn.HardTanhOp, [y], min=-2.0, max=2.0)
+    t = g.op(nn.TanhOp, [y])
+    s = g.op(nn.SigmoidOp, [y])
+    y = g.op(nn.MulOp, [t, s])
+    y = g.op(nn.DivOp, [y, g.weight("d", (rng.normal(size=(4, 1, 1)) + 2).astype(dtype), ftype)])
+    y = g.op(nn.SubOp, [y, g.weight("sh", np.array([0.25], dtype), ftype)])
+    m = g.op(nn.MaxPool2dOp, [y], kernel=[2, 2], strides=[1, 2], padding=[1, 0, 0, 1],
+             ceil_mode=True)  # fmt: skip
+    a = g.op(nn.AvgPool2dOp, [m], kernel=[2, 2], strides=[2, 2], ceil_mode=True)
+    gp = g.op(nn.GlobalAvgPool2dOp, [y])
+    cat = g.op(nn.ConcatOp, [g.op(nn.FlattenOp, [a]), g.op(nn.FlattenOp, [gp])], axis=1)
+    r = g.op(nn.ReshapeOp, [cat], shape=[2, -1, 4])
+    tr = g.op(nn.TransposeOp, [r], perm=[0, 2, 1])
+    k = tr.type.get_shape()[-1]  # type: ignore[attr-defined]
+    mm = g.op(nn.MatMulOp, [tr, h("proj", (k, 3), 0.3)])
+    out = g.op(nn.LinearOp, [g.op(nn.ReluOp, [mm]), h("head.w", (5, 3)), h("head.b", (5,))])
+    sm = g.op(nn.SoftmaxOp, [out], axis=1)
+    q = g.op(nn.QuantizeOp, [y], I8, scale=[0.02, 0.03, 0.05, 0.01], zero_point=[3], axis=1)
+    dq = g.op(nn.DequantizeOp, [q], ftype, scale=[0.02, 0.03, 0.05, 0.01], zero_point=[3], axis=1)
+    fq = g.op(nn.QuantizeOp, [dq], FixPType(10, 7), scale=[0.5])
+    fd = g.op(nn.DequantizeOp, [fq], ftype, scale=[0.75])
+    program = g.finish([sm, mm, fd])
+    return program, [rng.normal(size=(2, 4, 9, 9)).astype(dtype)]
+
+
+def test_f16_graph_matches_interpreter(tmp_path: Path) -> None:
+    program, inputs = f16_program()
+    line = check_c(program, tmp_path / "m", inputs, cc=["gcc"])
+    assert "PASS" in line
+    # the harness also counts outputs whose f16 bits differ from the interpreter's: none for
+    # the casts; the float32 sums (BLAS order in the interpreter) may flip a rounding, rarely
+    out = run_tool(["./model_gcc"], tmp_path / "m").stdout
+    differ = {n: (int(d), int(t)) for n, d, t in re.findall(r"(out\d): .*: (\d+) of (\d+)", out)}
+    assert set(differ) == {"out0", "out1", "out2"} and differ["out2"] == (0, 256)
+    assert all(d <= t // 10 for d, t in differ.values()), differ
+    text = (tmp_path / "m" / "model.c").read_text()
+    assert "ircomp_h2f(" in text and "ircomp_f2h(" in text and "ircomp_d2h(" in text
+    assert "typedef uint16_t ircomp_f16;" in (tmp_path / "m" / "model.h").read_text()
+    # f16 storage: every float tensor of the plan takes half the bytes of the float32 graph's
+    half = [size for label, _, size, *_ in arena_plan(program).entries if "quantize" not in label]
+    full, _ = f16_program(Float32Type())
+    single = [size for label, _, size, *_ in arena_plan(full).entries if "quantize" not in label]
+    assert [2 * b for b in half] == single
+
+
 # ---- Cortex-M4 ------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 @needs_arm
-@pytest.mark.parametrize("which", ["fixp", "posit"])
+@pytest.mark.parametrize("which", ["fixp", "posit", "f16"])
 def test_formats_on_cortex_m4(tmp_path: Path, which: str) -> None:
-    program, inputs = fixp_program("integer") if which == "fixp" else posit_program()
+    makers = {"fixp": lambda: fixp_program("integer"), "posit": posit_program, "f16": f16_program}
+    program, inputs = makers[which]()
     build(program, tmp_path / "m", inputs=inputs)
     report = measure_cortex_m4(tmp_path / "m", count=False)
     assert report["status"] == 0 and report["passed"], report["output"]
