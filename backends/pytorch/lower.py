@@ -19,7 +19,16 @@ from ircomp.dialects import nn
 from ircomp.errors import InputError
 from ircomp.interpreter.values import Repr, repr_of
 from ircomp.ir import shapes
-from ircomp.numerics import Bit, FixP, Int, Posit, posit_maxpos, quantize_multiplier_array
+from ircomp.numerics import (
+    Bit,
+    FixP,
+    FormatError,
+    Int,
+    Posit,
+    posit_maxpos,
+    quantize_multiplier_array,
+)
+from ircomp.numerics.tflite import SOFTMAX_MAX_LENGTH, add_params, softmax_params
 
 MODES = ("exact", "train")
 
@@ -421,6 +430,85 @@ def _requantize(op: nn.RequantizeOp, ctx: Lowering) -> Call:
         kw["multiplier"] = [int(m) for m in multiplier]
         kw["shift"] = [int(s) for s in shift]
     return Call("requantize", kw)
+
+
+# ---- TFLite integer kernels ----------------------------------------------------------------
+
+
+def _clamped_range(op: Operation) -> tuple[int, int]:
+    lo, hi = repr_of(op.results[0]).code_range()
+    clamp = op.get("clamp")  # type: ignore[attr-defined]
+    if clamp:  # a fused activation's range, intersected with the output type's range
+        lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
+    return lo, hi
+
+
+@lowers(nn.QAddOp)
+def _qadd(op: nn.QAddOp, ctx: Lowering) -> Call:
+    lo, hi = _clamped_range(op)
+    zps = {
+        "lhs_zp": op.get("lhs_zero_point"),
+        "rhs_zp": op.get("rhs_zero_point"),
+        "out_zp": op.get("zero_point"),
+    }
+    if ctx.train:
+        scales = {
+            "lhs_scale": _f32(op.get("lhs_scale")),
+            "rhs_scale": _f32(op.get("rhs_scale")),
+            "out_scale": _f32(op.get("scale")),
+        }
+        gradient = ctx.gradient_for(repr_of(op.result).fmt)
+        return Call("t_tflite_add", {**scales, **zps, "lo": lo, "hi": hi, "gradient": gradient},
+                    train=True)  # fmt: skip
+    try:
+        p = add_params(op.get("lhs_scale"), op.get("rhs_scale"), op.get("scale"))
+    except FormatError as err:
+        raise InputError(f"{op.name} '{nn.op_name(op)}': {err}") from err
+    return Call(
+        "tflite_add",
+        {
+            "left_shift": p.left_shift,
+            "lhs_multiplier": p.lhs_multiplier,
+            "lhs_shift": p.lhs_shift,
+            "rhs_multiplier": p.rhs_multiplier,
+            "rhs_shift": p.rhs_shift,
+            "out_multiplier": p.out_multiplier,
+            "out_shift": p.out_shift,
+            **zps,
+            "lo": lo,
+            "hi": hi,
+        },
+    )
+
+
+@lowers(nn.QSoftmaxOp)
+def _qsoftmax(op: nn.QSoftmaxOp, ctx: Lowering) -> Call:
+    shape = op.shape_of(op.results[0])
+    axis = shapes.normalize_axis(op.get("axis"), len(shape))
+    if not 1 <= shape[axis] <= SOFTMAX_MAX_LENGTH:
+        raise InputError(
+            f"{op.name} '{nn.op_name(op)}': softmax length {shape[axis]} along the axis must be "
+            f"in 1..{SOFTMAX_MAX_LENGTH}"
+        )
+    qmin = repr_of(op.results[0]).code_range()[0]
+    if ctx.train:
+        kw = {"axis": axis, "input_scale": _f32(op.get("input_scale")), "beta": op.get("beta")}
+        gradient = ctx.gradient_for(repr_of(op.results[0]).fmt)
+        return Call("t_tflite_softmax", {**kw, "qmin": qmin, "gradient": gradient}, train=True)
+    try:
+        p = softmax_params(op.get("input_scale"), op.get("beta"))
+    except FormatError as err:
+        raise InputError(f"{op.name} '{nn.op_name(op)}': {err}") from err
+    return Call(
+        "tflite_softmax",
+        {
+            "axis": axis,
+            "multiplier": p.input_multiplier,
+            "left_shift": p.input_left_shift,
+            "diff_min": p.diff_min,
+            "qmin": qmin,
+        },
+    )
 
 
 def clipped_ste(fmt: Any) -> Callable[[Any, Any], Any]:

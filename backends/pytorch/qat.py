@@ -148,3 +148,21 @@ def t_requantize(x, scale=(1.0,), zero_point=(0,), axis=1, in_zp=0, lo=0, hi=0,
     u = (x - in_zp) * _per_channel(scale, axis, x)
     zp = _per_channel(zero_point, axis, x)
     return fake_quant(u, grid_rounder(lo - zp, hi - zp), gradient) + zp
+
+
+# ---- TFLite integer kernels -------------------------------------------------------------------
+
+
+def t_tflite_add(a, b, lhs_scale=1.0, rhs_scale=1.0, out_scale=1.0, lhs_zp=0, rhs_zp=0, out_zp=0,
+                 lo=-128, hi=127, gradient: GradFn = None):
+    """nn.qadd on code values: the real sum of the dequantized operands, fake-quantized to the
+    result (the exact kernel's fixed-point rescaling rounds a few times more)."""
+    u = ((a - lhs_zp) * lhs_scale + (b - rhs_zp) * rhs_scale) / out_scale
+    return fake_quant(u, grid_rounder(lo - out_zp, hi - out_zp), gradient) + out_zp
+
+
+def t_tflite_softmax(x, axis=-1, input_scale=1.0, beta=1.0, qmin=-128, gradient: GradFn = None):
+    """nn.qsoftmax on code values: float softmax of the dequantized codes, fake-quantized to
+    scale 1/256 and zero point qmin (the exact kernel uses gemmlowp's fixed-point exp)."""
+    p = torch.softmax(x * (input_scale * beta), dim=axis)
+    return fake_quant(p * 256.0, grid_rounder(0, 255), gradient) + qmin

@@ -534,6 +534,96 @@ def divide_by_pot(x, exponent):
     return (x >> exponent) + (remainder > threshold).long()
 
 
+def mbqm(x, multiplier, shift):
+    """TFLite MultiplyByQuantizedMultiplier (double rounding) of int32 values held in int64,
+    for one (multiplier, shift); x * 2**left wraps to int32."""
+    left, right = max(shift, 0), max(-shift, 0)
+    shifted = wrap(x << left, 32, True)
+    high = high_mul(shifted, torch.full_like(shifted, multiplier))
+    return divide_by_pot(high, torch.full_like(high, right))
+
+
+def tflite_add(a, b, left_shift=20, lhs_multiplier=0, lhs_shift=0, rhs_multiplier=0, rhs_shift=0,
+               out_multiplier=0, out_shift=0, lhs_zp=0, rhs_zp=0, out_zp=0, lo=-128, hi=127):
+    """nn.qadd: TFLite's 8-bit ADD (spec/numerics.md 5.6), parameters from add_params."""
+    a, b = torch.broadcast_tensors(a, b)
+    scaled_a = mbqm(wrap((a - lhs_zp) << left_shift, 32, True), lhs_multiplier, lhs_shift)
+    scaled_b = mbqm(wrap((b - rhs_zp) << left_shift, 32, True), rhs_multiplier, rhs_shift)
+    raw = mbqm(wrap(scaled_a + scaled_b, 32, True), out_multiplier, out_shift)
+    return torch.clamp(raw + out_zp, lo, hi)
+
+
+def saturating_shift_left(x, exponent):
+    """gemmlowp SaturatingRoundingMultiplyByPOT<exponent> (exponent > 0) on int32 values."""
+    threshold = (1 << (31 - exponent)) - 1
+    low = torch.where(x < -threshold, torch.full_like(x, -(1 << 31)), x << exponent)
+    return torch.where(x > threshold, torch.full_like(x, (1 << 31) - 1), low)
+
+
+def exp_on_negative_values(a):
+    """gemmlowp exp_on_negative_values of Q5.26 raws a <= 0, as Q0.31 raws (numerics.md 5.7)."""
+
+    def srdhm(p, q):
+        return high_mul(p, q if torch.is_tensor(q) else torch.full_like(p, q))
+
+    def add32(p, q):
+        return wrap(p + q, 32, True)
+
+    quarter = 1 << 24
+    a_mod = (a & (quarter - 1)) - quarter
+    x = add32(saturating_shift_left(a_mod, 5), 1 << 28)  # exp on [-1/4, 0) around -1/8
+    x2 = srdhm(x, x)
+    x3 = srdhm(x2, x)
+    x4 = srdhm(x2, x2)
+    x4_over_4 = divide_by_pot(x4, torch.full_like(x4, 2))
+    poly = srdhm(add32(x4_over_4, x3), 715827883)
+    poly = divide_by_pot(add32(poly, x2), torch.full_like(x2, 1))
+    constant = torch.full_like(x, 1895147668)  # exp(-1/8)
+    result = add32(constant, srdhm(constant, add32(x, poly)))
+    remainder = wrap(a_mod - a, 32, True)
+    for k, multiplier in enumerate((1672461947, 1302514674, 790015084, 290630308, 39332535,
+                                    720401, 242)):
+        bit = (remainder & (1 << (24 + k))) != 0
+        result = torch.where(bit, srdhm(result, multiplier), result)
+    return torch.where(a == 0, torch.full_like(result, (1 << 31) - 1), result)
+
+
+def one_over_one_plus_x(a):
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1 of Q0.31 raws (Newton-Raphson)."""
+    total = a + ((1 << 31) - 1)
+    half = torch.div(total + torch.where(total >= 0, 1, -1), 2, rounding_mode="trunc")
+    x = wrap(1515870810 + high_mul(half, torch.full_like(half, -1010580540)), 32, True)
+    for _ in range(3):
+        one_minus = wrap((1 << 29) - high_mul(half, x), 32, True)
+        x = wrap(x + saturating_shift_left(high_mul(x, one_minus), 2), 32, True)
+    return saturating_shift_left(x, 1)
+
+
+def tflite_softmax(x, axis=-1, multiplier=0, left_shift=0, diff_min=0, qmin=-128):
+    """nn.qsoftmax: TFLite's 8-bit softmax (spec/numerics.md 5.7), parameters from
+    softmax_params; output scale 1/256, zero point qmin."""
+    moved = torch.movedim(x, axis, -1)
+    diff = moved - moved.max(dim=-1, keepdim=True).values
+    valid = diff >= diff_min
+    safe = torch.where(valid, diff, torch.zeros_like(diff))
+    rescaled = high_mul(wrap(safe << left_shift, 32, True), torch.full_like(safe, multiplier))
+    exps = exp_on_negative_values(rescaled)
+    terms = torch.where(valid, divide_by_pot(exps, torch.full_like(exps, 12)), 0)
+    sums = wrap(terms.sum(dim=-1, keepdim=True), 32, True)
+    headroom = torch.zeros_like(sums)  # leading zeros of the (positive) 32-bit sum
+    v = sums.clone()
+    for bits in (16, 8, 4, 2, 1):
+        small = v < (1 << (32 - bits))
+        headroom = torch.where(small, headroom + bits, headroom)
+        v = torch.where(small, v << bits, v)
+    headroom = torch.where(sums == 0, torch.full_like(headroom, 32), headroom)
+    scale = one_over_one_plus_x(wrap((sums << headroom) - (1 << 31), 32, True))
+    exponent = (12 - headroom + 31 - 8).expand_as(exps)
+    unsat = divide_by_pot(high_mul(scale.expand_as(exps), exps), exponent)
+    out = torch.where(valid, torch.clamp(unsat + qmin, qmin, qmin + 255), qmin)
+    return torch.movedim(out, -1, axis)
+
+
 def requantize(x, scale=(1.0,), zero_point=(0,), axis=1, mode="onnx", in_zp=0, lo=-128, hi=127,
                multiplier=(0,), shift=(0,)):
     """nn.requantize: clamp(round_mode(scale * (code - in_zp)) + zp, lo, hi)."""

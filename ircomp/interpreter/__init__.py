@@ -21,8 +21,10 @@ the format's range) and converted; outputs use the same representation. Errors a
 * multiply-accumulate ops (linear, matmul, conv2d) accumulate in **float32** through BLAS sgemm
   (conv2d by im2col), so their summation order is BLAS's (results may differ in the last bits
   between BLAS builds or thread counts, like torch's);
-* the other reductions (layernorm and batchnorm statistics, the softmax normalizer, average
-  pools) are computed in float64 and rounded once to float32.
+* `avgpool2d` sums its window in float32 in window (row-major) order and divides once by the
+  count in float32, as onnxruntime's and torch's CPU average pools do;
+* the other reductions (layernorm and batchnorm statistics, the softmax normalizer, global
+  average pools, reduce mean / sum) are computed in float64 and rounded once to float32.
 
 `f16` and `bf16` ops compute in float32 and round the result once to their format.
 

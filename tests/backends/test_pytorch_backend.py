@@ -214,6 +214,25 @@ CASES: dict[str, Case] = {
         scale=[0.00123, 0.5, 0.0007, 3.0], zero_point=[3, 0, 9, 100], axis=1, mode="integer",
         clamp=[5, 200],
     ),
+    # TFLite integer kernels (requantization mode "integer")
+    "qadd": lambda: one_op(
+        nn.QAddOp, [In(codes(2, 3, 4), I8), In(codes(2, 3, 4), I8)], I8,
+        lhs_scale=0.0713, lhs_zero_point=-4, rhs_scale=0.1502, rhs_zero_point=9, scale=0.117,
+        zero_point=-11, clamp=[-11, 100],
+    ),
+    "qadd-broadcast-ui8": lambda: one_op(
+        nn.QAddOp, [In(codes(3, 1, lo=0, hi=255), UI8), In(codes(1, 5, lo=0, hi=255), UI8)], UI8,
+        lhs_scale=0.02, lhs_zero_point=128, rhs_scale=0.5, rhs_zero_point=3, scale=0.3,
+        zero_point=7,
+    ),
+    "qsoftmax": lambda: one_op(nn.QSoftmaxOp, [In(codes(3, 10), I8)], I8, input_scale=0.1719),
+    "qsoftmax-axis1-ties": lambda: one_op(
+        nn.QSoftmaxOp, [In(np.tile([127, 127, -128, 5], (2, 3, 1)).transpose(0, 2, 1), I8)], I8,
+        input_scale=2.5, axis=1,
+    ),
+    "qsoftmax-long-ui8": lambda: one_op(
+        nn.QSoftmaxOp, [In(codes(1, 511, lo=0, hi=255), UI8)], UI8, input_scale=0.0146
+    ),
     "requantize-fixp": lambda: one_op(
         nn.RequantizeOp, [In(codes(3, 4, lo=-3000, hi=3000), FixPType(16, 6))], FixPType(8, 2),
         scale=[1 / 16], mode="integer",
@@ -229,13 +248,8 @@ def test_op_matches_interpreter(case: str) -> None:
     check_against_interpreter(program, inputs, what=case)
 
 
-# TFLite integer kernels (requantization mode "integer"): no torch lowering yet; lowering one
-# raises InputError naming the op (test_op_without_kernel_is_an_input_error).
-NOT_LOWERED = (nn.QAddOp, nn.QSoftmaxOp)
-
-
 def test_every_nn_op_has_a_kernel() -> None:
-    ops = [t for t in nn.NN.operations if t is not nn.WeightOp and t not in NOT_LOWERED]
+    ops = [t for t in nn.NN.operations if t is not nn.WeightOp]
     assert sorted(t.name for t in ops if t not in LOWERINGS) == []
     tested = {name.split("-")[0] for name in CASES}
     untested = sorted(t.name for t in ops if t.name.removeprefix("nn.") not in tested)

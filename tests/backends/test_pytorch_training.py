@@ -148,3 +148,36 @@ def test_float_graph_trains_identically_in_both_modes(gradient: str) -> None:
     b = to_torch(program, mode="train", gradient=gradient)
     x = torch.from_numpy(inputs[0])
     assert torch.equal(a(x), b(x))
+
+
+def test_tflite_kernels_train_close_to_exact() -> None:
+    """nn.qadd / nn.qsoftmax in train mode: float surrogates of the fixed-point kernels, within
+    a code of the exact ones here, with gradients to both operands."""
+    rng = np.random.default_rng(7)
+    a, b = rng.integers(-128, 128, (4, 6)), rng.integers(-128, 128, (4, 6))
+    program, inputs = one_op(
+        nn.QAddOp,
+        [In(a, I8), In(b, I8)],
+        I8,
+        lhs_scale=0.0713,
+        lhs_zero_point=-4,
+        rhs_scale=0.1502,
+        rhs_zero_point=9,
+        scale=0.117,
+        zero_point=-11,
+    )
+    exact = to_torch(program)(*(torch.from_numpy(x) for x in inputs))
+    ta, tb = (torch.tensor(x, dtype=torch.float32, requires_grad=True) for x in inputs)
+    train = to_torch(program, mode="train")(ta, tb)
+    assert (train - exact).abs().max() <= 1
+    train.sum().backward()
+    assert ta.grad is not None and tb.grad is not None and ta.grad.abs().sum() > 0
+    program, inputs = one_op(
+        nn.QSoftmaxOp, [In(rng.integers(-128, 128, (3, 10)), I8)], I8, input_scale=0.1719
+    )
+    exact = to_torch(program)(torch.from_numpy(inputs[0]))
+    tx = torch.tensor(inputs[0], dtype=torch.float32, requires_grad=True)
+    train = to_torch(program, mode="train")(tx)
+    assert (train - exact).abs().max() <= 1
+    (train * torch.arange(10.0)).sum().backward()
+    assert tx.grad is not None and tx.grad.abs().sum() > 0
