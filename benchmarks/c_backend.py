@@ -3,6 +3,8 @@
     python benchmarks/c_backend.py                 # all models; writes a section of RESULTS.md
     python benchmarks/c_backend.py --quick         # fewer timing rounds, no RESULTS.md
     python benchmarks/c_backend.py --models ad,mlp_f32
+    python benchmarks/c_backend.py --models ad,kws,ic,vww --export-host DIR   # then, anywhere:
+    python benchmarks/c_backend.py --host-run DIR [--out table.md]   # gcc, numpy, onnxruntime
 
 For each model, in one run, with both Cortex-M kernel sets side by side (`kernels="portable"`
 and `kernels="fast"`: im2col + dual 16-bit MACs, SMLAD on the M4; MLPerf models imported in
@@ -50,24 +52,29 @@ from pathlib import Path
 
 import numpy as np
 
-from ircomp.backends.c import build
-from ircomp.backends.c.codegen import HOST_CFLAGS, NATIVE_CFLAGS
-from ircomp.backends.c.cortex_m4 import (
-    ARM_CC,
-    ARM_CFLAGS,
-    ARM_LDFLAGS,
-    ARM_LIBS,
-    LINKER_SCRIPT,
-    STARTUP,
-    measure_cortex_m4,
-    profile_ops,
-    section_sizes,
-)
-from ircomp.backends.c.icount import count_function
-from ircomp.backends.c.report import build_info
-from ircomp.errors import InputError
-from ircomp.fileio import atomic_write
-from ircomp.ir.program import Program
+try:
+    from ircomp.backends.c import build
+    from ircomp.backends.c.codegen import HOST_CFLAGS, NATIVE_CFLAGS
+    from ircomp.backends.c.cortex_m4 import (
+        ARM_CC,
+        ARM_CFLAGS,
+        ARM_LDFLAGS,
+        ARM_LIBS,
+        LINKER_SCRIPT,
+        STARTUP,
+        measure_cortex_m4,
+        profile_ops,
+        section_sizes,
+    )
+    from ircomp.backends.c.icount import count_function
+    from ircomp.backends.c.report import build_info
+    from ircomp.errors import InputError
+    from ircomp.fileio import atomic_write
+    from ircomp.ir.program import Program
+except ImportError:  # --host-run: a machine with gcc, numpy and onnxruntime, without ircomp
+    if "--host-run" not in sys.argv:
+        raise
+    HOST_CFLAGS = NATIVE_CFLAGS = ()  # the exported manifest names the flags
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -303,16 +310,18 @@ def ort_session(path: Path):  # type: ignore[no-untyped-def]
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def host_latency(exes: dict[str, Path], case: Case, rounds: int, reps: int) -> dict:
+def host_latency(
+    exes: dict[str, Path], onnx: Path | None, inputs: list[np.ndarray], rounds: int, reps: int
+) -> dict:
     """Median ns per inference of each C build and (with an ONNX file) onnxruntime, in
     alternating rounds."""
     times: dict[str, list[float]] = {label: [] for label in exes}
     ort_times: list[float] = []
-    sess = ort_session(case.onnx) if case.onnx else None
+    sess = ort_session(onnx) if onnx else None
     feeds = {}
     inner = 1
     if sess is not None:
-        feeds = {i.name: x for i, x in zip(sess.get_inputs(), case.inputs, strict=True)}
+        feeds = {i.name: x for i, x in zip(sess.get_inputs(), inputs, strict=True)}
         while True:  # calibrate like the C loop
             t0 = time.perf_counter_ns()
             for _ in range(inner):
@@ -693,20 +702,123 @@ def write_section(text: str) -> None:
     atomic_write(RESULTS, lambda p: p.write_text(new))
 
 
+# ---- host latency on another machine ----------------------------------------------------------
+
+
+def export_host(names: list[str], makers: dict, folder: Path) -> None:  # type: ignore[type-arg]
+    """Write, for `--host-run` elsewhere, each model's host builds (the generated C with its
+    harness), its ONNX file and input, and `manifest.json` naming the build flags."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    models = []
+    for name in names:
+        case = makers[name](folder)
+        builds = []
+        for label, kernels, flags in HOST_BUILDS:
+            build_case(case, folder / name / kernels, kernels)
+            builds.append({"label": label, "dir": f"{name}/{kernels}", "flags": list(flags)})
+        if case.mode == "integer" and case.fallback is not None:
+            label, sub, flags = ONNX_MODE_BUILD
+            build(case.fallback(), folder / name / sub, case.name, inputs=case.inputs or None,
+                  kernels="vector")  # fmt: skip
+            builds.append({"label": label, "dir": f"{name}/{sub}", "flags": list(flags)})
+        entry = {"name": name, "c_name": build_info(case.program, case.name)["name"]}
+        if case.onnx is not None:
+            shutil.copy(case.onnx, folder / name / "model.onnx")
+            np.savez(folder / name / "inputs.npz", *case.inputs)
+            entry["onnx"], entry["inputs"] = f"{name}/model.onnx", f"{name}/inputs.npz"
+        models.append({**entry, "builds": builds})
+    (folder / "manifest.json").write_text(json.dumps({"models": models}, indent=2) + "\n")
+
+
+def host_run(folder: Path, rounds: int, reps: int) -> str:
+    """Build and time an exported folder on this machine (gcc, numpy, onnxruntime): every
+    build's harness must pass first; returns the markdown table."""
+    import json
+
+    import onnxruntime
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    labels = [b["label"] for b in manifest["models"][0]["builds"]]
+    cpu = platform.processor() or "cpu"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    gcc = subprocess.run(["gcc", "-dumpfullversion"], capture_output=True, text=True).stdout
+    lines = [
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), gcc {gcc.strip()}, "
+        f"onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}; median of "
+        f"{rounds} x {reps} repetitions, alternating.",
+        "",
+        "| model | "
+        + " | ".join(f"{x} (us)" for x in labels)
+        + " | onnxruntime 1 thread (us) | "
+        + " | ".join(f"{x} / ort" for x in labels)
+        + " |",
+        "| --- |" + " --- |" * (2 * len(labels) + 1),
+    ]
+    for m in manifest["models"]:
+        exes = {}
+        for b in m["builds"]:
+            out = folder / b["dir"]
+            flags = " ".join(b["flags"])
+            check = subprocess.run(
+                ["make", "-s", "check", f"CFLAGS={flags}"], cwd=out, capture_output=True,
+                text=True, timeout=900,
+            )  # fmt: skip
+            if check.returncode != 0 or " 0 mismatches" not in check.stdout:
+                raise RuntimeError(f"{m['name']} {b['label']}: harness failed\n{check.stdout}")
+            exes[b["label"]] = host_binary(out, m["c_name"], tuple(b["flags"]))
+        onnx = folder / m["onnx"] if m.get("onnx") else None
+        inputs = []
+        if m.get("inputs"):
+            with np.load(folder / m["inputs"]) as data:
+                inputs = [data[f"arr_{i}"] for i in range(len(data.files))]
+        h = host_latency(exes, onnx, inputs, rounds, reps)
+        cells = " | ".join(_us(h.get(x)) for x in labels)
+        ratios = " | ".join(_ratio(h.get(x), h.get("ort")) for x in labels)
+        lines.append(f"| {m['name']} | {cells} | {_us(h.get('ort'))} | {ratios} |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
 # ---- main -----------------------------------------------------------------------------------
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    if "--host-run" in sys.argv:  # no ircomp here: only the exported folder
+        parser.add_argument("--host-run", type=Path, required=True)
+        parser.add_argument("--rounds", type=int, default=5)
+        parser.add_argument("--reps", type=int, default=7)
+        parser.add_argument("--out", type=Path, help="also write the table here")
+        args = parser.parse_args()
+        table = host_run(args.host_run, args.rounds, args.reps)
+        print(table)
+        if args.out:
+            args.out.write_text(table)
+        return 0
     makers = model_makers()
     parser.add_argument("--models", default=",".join(makers), help="comma-separated")
     parser.add_argument("--quick", action="store_true", help="few timing rounds; no RESULTS.md")
     parser.add_argument("--no-peers", action="store_true", help="skip emx-onnx-cgen and emlearn")
+    parser.add_argument(
+        "--export-host",
+        type=Path,
+        help="only write the host builds, ONNX files and inputs to this folder, for "
+        "`--host-run FOLDER` on another machine (gcc, numpy and onnxruntime there)",
+    )
     args = parser.parse_args()
     names = [n for n in args.models.split(",") if n]
     unknown = [n for n in names if n not in makers]
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {sorted(makers)}")
+    if args.export_host:
+        export_host(names, makers, args.export_host)
+        print(f"wrote {args.export_host}")
+        return 0
     rounds, reps = (2, 3) if args.quick else (5, 7)
     from rich.progress import Progress
 
@@ -750,7 +862,7 @@ def main() -> int:
                     )  # fmt: skip
                     if check.returncode != 0 or " 0 mismatches" not in check.stdout:
                         raise RuntimeError(f"{name} {label}: host harness failed\n{check.stdout}")
-                row["host"] = host_latency(exes, case, rounds, reps)
+                row["host"] = host_latency(exes, case.onnx, case.inputs, rounds, reps)
                 if not args.no_peers and case.onnx is not None:
                     bar.update(task, description=f"{name}: emx-onnx-cgen")
                     try:
