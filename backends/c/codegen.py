@@ -1156,9 +1156,15 @@ def _island(q: Operation, ops: list[Operation], ctx: _Ctx) -> _Kernel:
         s, z = _float_lit(dq.get("scale")[0]), int(dq.get("zero_point")[0])
         return f"(float)((int64_t){code} - {z}) * {s}"
 
+    # vector kernel set, codes of at most 16 bits: the branch-free rounding (same result once
+    # clamped to the code range) lets the element loop vectorize
+    vector = ctx.kernels == "vector" and vy.ctype in vector_kernels.CTYPES
+    rounding = "(int32_t)ircomp_vround" if vector else "ircomp_round_half_even"
+    helper = "vround" if vector else "round_half_even"
+
     def store(target: str, value: str) -> list[str]:
         return [
-            f"const int32_t r = ircomp_round_half_even({value} / {sy}) + {zy};",
+            f"const int32_t r = {rounding}({value} / {sy}) + {zy};",
             f"{target} = ({vy.ctype})(r < {_int_lit(lo)} ? {_int_lit(lo)} : "
             f"r > {_int_lit(hi)} ? {_int_lit(hi)} : r);",
         ]
@@ -1200,13 +1206,12 @@ def _island(q: Operation, ops: list[Operation], ctx: _Ctx) -> _Kernel:
             *(indent + "    " + line for line in store(target, f"(s / (float){cnt})")),
             indent + "}",
         ]
-        return _Kernel(
-            [("x", x, False), ("y", y, True)], body, helpers=("round_half_even",), consts=consts
-        )
+        return _Kernel([("x", x, False), ("y", y, True)], body, helpers=(helper,), consts=consts)
     a, b = dqs[0].operands[0], dqs[1].operands[0]
     relu = isinstance(ops[-1], nn.ReluOp)
     body = [
         "int32_t i;",
+        *(["IRCOMP_IVDEP /* y may be a or b (in place): still vectorizable */"] if vector else []),
         f"for (i = 0; i < {_numel(vy.shape)}; ++i) {{",
         f"    float v = {deq(dqs[0], 'a[i]')} + {deq(dqs[1], 'b[i]')};",
         *(["    v = v < 0.0f ? 0.0f : v;"] if relu else []),
@@ -1214,7 +1219,7 @@ def _island(q: Operation, ops: list[Operation], ctx: _Ctx) -> _Kernel:
         "}",
     ]
     params = [("a", a, False), ("b", b, False), ("y", y, True)]
-    return _Kernel(params, body, helpers=("round_half_even",))
+    return _Kernel(params, body, helpers=(helper,))
 
 
 def _transpose(op: Operation, ctx: _Ctx) -> _Kernel:
