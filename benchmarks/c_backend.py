@@ -342,8 +342,10 @@ def host_latency(
                     sess.run(None, feeds)
                 ort_times.append((time.perf_counter_ns() - t0) / inner)
     out = {label: statistics.median(t) for label, t in times.items()}
+    out.update({f"{label} min": min(t) for label, t in times.items()})  # noise only adds time
     if ort_times:
         out["ort"] = statistics.median(ort_times)
+        out["ort min"] = min(ort_times)
     return out
 
 
@@ -750,7 +752,8 @@ def host_run(folder: Path, rounds: int, reps: int) -> str:
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), gcc {gcc.strip()}, "
         f"onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}; median of "
-        f"{rounds} x {reps} repetitions, alternating.",
+        f"{rounds} x {reps} repetitions, alternating; in brackets the fastest repetition (noise "
+        "only adds time), ratios median / median [min / min].",
         "",
         "| model | "
         + " | ".join(f"{x} (us)" for x in labels)
@@ -777,9 +780,17 @@ def host_run(folder: Path, rounds: int, reps: int) -> str:
             with np.load(folder / m["inputs"]) as data:
                 inputs = [data[f"arr_{i}"] for i in range(len(data.files))]
         h = host_latency(exes, onnx, inputs, rounds, reps)
-        cells = " | ".join(_us(h.get(x)) for x in labels)
-        ratios = " | ".join(_ratio(h.get(x), h.get("ort")) for x in labels)
-        lines.append(f"| {m['name']} | {cells} | {_us(h.get('ort'))} | {ratios} |")
+
+        def pair(key: str, h: dict = h) -> str:
+            return f"{_us(h.get(key))} [{_us(h.get(key + ' min'))}]"
+
+        def ratio(key: str, h: dict = h) -> str:
+            median = _ratio(h.get(key), h.get("ort"))
+            return f"{median} [{_ratio(h.get(key + ' min'), h.get('ort min'))}]"
+
+        cells = " | ".join(pair(x) for x in labels)
+        ratios = " | ".join(ratio(x) for x in labels)
+        lines.append(f"| {m['name']} | {cells} | {pair('ort')} | {ratios} |")
         print(lines[-1], flush=True)
     return "\n".join(lines) + "\n"
 
