@@ -57,6 +57,9 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 PARETO_PNG = Path(__file__).with_name("fpga_lut_pareto.png")
 SECTION = "## fpga-lut: LUTs vs LogicNets-style case ROMs"
 SEED = 0
+# yosys on minimized netlists is slow (2,100 LUTs: 170 s generic here); larger chosen designs
+# are counted as emitted (an upper bound of the generic count)
+SYNTH_MAX_EMITTED = 3000
 DC_MAX_BITS = 16  # Pareto: no don't-care build of 18-bit tables (F6 beta3: minutes per build)
 
 Row = dict[str, Any]
@@ -111,29 +114,45 @@ def baselines(quick: bool) -> list[Net]:
 
 
 def ircomp_candidates(base: Net, quick: bool) -> list[Net]:
-    """ircomp's training for logic on the baseline's shape, cheapest first: learned fan-in,
-    2-bit first layer, binary hidden layers, a 2-bit output layer reading binary codes
-    (`o` = output fan-in), then wider fan-ins and a 2-bit network with learned masks."""
-    n = base.cfg.num_layers
-    mixed = (["relu"] + ["binary"] * (n - 2) + ["relu"], [2] + [1] * (n - 2) + [2])
-    plans = [  # (label, fan-ins, activations, bits)
-        ("F3, out F4, 2/1/2-bit", [3] * (n - 1) + [4], *mixed),
-        ("F4, out F6, 2/1/2-bit", [4] * (n - 1) + [6], *mixed),
-        ("F4, 2-bit", [4] * n, ["relu"] * n, [2] * n),
-        ("F6, out F8, 2/1/2-bit", [6] * (n - 1) + [8], *mixed),
-        ("F6, out F12, 2/1/3-bit", [6] * (n - 1) + [12], mixed[0], [*mixed[1][:-1], 3]),
+    """ircomp's training for logic on the baseline's shape (learned fan-in): a 2-bit first
+    layer, binary hidden layers and a cheap 2- or 3-bit output layer reading binary codes, at
+    growing fan-ins; the baseline's own fan-in and bits; 3-bit everywhere. Ordered by LogicNets'
+    analytic cost of the configuration (cheapest first), duplicates dropped."""
+    b = base.cfg
+    n = b.num_layers
+    mixed = ["relu"] + ["binary"] * (n - 2) + ["relu"]
+    cheap = [2] + [1] * (n - 2)
+    plans = [  # (label, fan-ins, activations, bits, input bits)
+        ("F3, out F4, 2/1/2-bit", [3] * (n - 1) + [4], mixed, [*cheap, 2], 2),
+        ("F4, out F6, 2/1/2-bit", [4] * (n - 1) + [6], mixed, [*cheap, 2], 2),
+        ("F6, out F8, 2/1/2-bit", [6] * (n - 1) + [8], mixed, [*cheap, 2], 2),
+        ("F6, out F12, 2/1/3-bit", [6] * (n - 1) + [12], mixed, [*cheap, 3], 2),
+        (
+            f"baseline's F{b.fan_in[0]}, {b.bits[0]}-bit",
+            list(b.fan_in),
+            list(b.activations),
+            list(b.bits),
+            b.input_bits,
+        ),
+        ("F4, 3-bit", [4] * n, ["relu"] * n, [3] * n, 3),
     ]
-    if quick:
-        plans = plans[:2]
-    out = []
-    for i, (label, fan_in, acts, bits) in enumerate(plans):
-        cfg = base.cfg.replace(
-            mask="learned", fan_in=fan_in, activations=acts, bits=bits, input_bits=2
+    out: list[Net] = []
+    seen = set()
+    for label, fan_in, acts, bits, input_bits in plans:
+        key = (tuple(fan_in), tuple(bits), input_bits)
+        if key in seen:
+            continue
+        seen.add(key)
+        cfg = b.replace(
+            mask="learned", fan_in=fan_in, activations=acts, bits=bits, input_bits=input_bits
         )
         if base.dataset == "digits":
             cfg = cfg.replace(float_epochs=30, epochs=40, prune_epochs=10)
-        out.append(Net(f"{base.key}-ircomp{i}", base.dataset, cfg.validate(), label, "ircomp"))
-    return out
+        out.append(Net("", base.dataset, cfg.validate(), label, "ircomp"))
+    out.sort(key=lambda net: analytic_rom_luts(net.cfg))  # stable: plan order among ties
+    for i, net in enumerate(out):
+        net.key = f"{base.key}-ircomp{i}"
+    return out[:2] if quick else out
 
 
 def pareto_nets(quick: bool) -> list[Net]:
@@ -374,7 +393,7 @@ def part_whole(bench: Bench, quick: bool, same: list[Row]) -> list[Row]:
             if ok:
                 chosen = min(ok, key=lambda b: sum(b["emitted"]))
                 break
-        if chosen is not None:
+        if chosen is not None and sum(chosen["emitted"]) <= SYNTH_MAX_EMITTED:
             flows = ("generic",) if quick or big else ("generic", "xilinx")
             for flow in flows:
                 bench.synthesize(chosen, flow)
@@ -496,20 +515,32 @@ def render_whole(rows: list[Row]) -> list[str]:
             + (f" ({rx})" if rx else "")
             + f" | {rom['synth']['generic']['depth']} | {w['analytic']} | {rom['build_s']:.1f} |"
         )
-        if c is None:
-            best = max(w["tried"], key=lambda b: b["accuracy"])
-            lines.append(
-                left + f" none reached it (best: {best['label']} {best['variant']}, "
-                f"{_pct(best['accuracy'])}) | | | | | missed |"
-            )
-            continue
+        missed = c is None
+        if c is None:  # the most accurate candidate, for the record
+            c = max(w["tried"], key=lambda b: (b["accuracy"], -sum(b["emitted"])))
         cg, cx = _lut(c, "generic"), _lut(c, "xilinx")
+        depth = c["synth"]["generic"]["depth"] if cg else max(c["emitted_depth"])
+        if cg is None:  # not synthesized: emitted LUT6, an upper bound of the generic count
+            cg_text, cg = f"<= {sum(c['emitted'])} (emitted)", sum(c["emitted"])
+        else:
+            cg_text = str(cg) + (f" ({cx})" if cx else "")
         ratio = _ratio(rg, cg) + (f" ({_ratio(rx, cx)})" if rx and cx else "")
+        if missed:
+            ratio = f"missed (most accurate candidate: {ratio} at lower accuracy)"
         lines.append(
             left + f" {c['label']}, {c['variant']}, fan-in {c['train']['fan_in']} | "
-            f"{_pct(c['accuracy'])} | {cg}" + (f" ({cx})" if cx else "") + f" | "
-            f"{c['synth']['generic']['depth']} | {c['build_s']:.1f} | {ratio} |"
+            f"{_pct(c['accuracy'])} | {cg_text} | {depth} | {c['build_s']:.1f} | {ratio} |"
         )
+    met, short = [], []
+    for w in rows:
+        c, rg = w["chosen"], _lut(w["rom"], "generic")
+        cg = None if c is None else (_lut(c, "generic") or sum(c["emitted"]))
+        (met if c is not None and rg and cg and rg / cg >= 5 else short).append(w["base"].key)
+    lines += [
+        "",
+        "Goal (>= 5x fewer generic LUT6 at >= the baseline's accuracy): met for "
+        f"{', '.join(met) or 'none'}; missed for {', '.join(short) or 'none'}.",
+    ]
     lines += [
         "",
         "Candidates tried (in order; emitted LUT6 of the minimized netlist, netlist accuracy):",
@@ -642,7 +673,8 @@ def plot_pareto(rows: list[Row], baseline: Row | None, path: Path) -> None:
     plt.close(fig)
 
 
-def header(args: argparse.Namespace, seconds: float) -> list[str]:
+def provenance(seconds: float) -> str:
+    """`Run:` line of a part: command, commit, date, minutes."""
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     git = ["git", "-C", str(ROOT)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
@@ -651,6 +683,11 @@ def header(args: argparse.Namespace, seconds: float) -> list[str]:
         [*git, "status", "--porcelain", "--", *paths], capture_output=True, text=True
     ).stdout.strip()
     commit = head.stdout.strip() + (" + uncommitted changes to the flow" if dirty else "")
+    argv = " ".join(["python benchmarks/fpga_lut.py", *sys.argv[1:]])
+    return f"Run: `{argv}` at {commit}, {when}; this part {seconds / 60:.0f} min."
+
+
+def header() -> list[str]:
     yosys = subprocess.run(["yosys", "-V"], capture_output=True, text=True).stdout.strip()
     import torch
 
@@ -662,42 +699,62 @@ def header(args: argparse.Namespace, seconds: float) -> list[str]:
                 break
     except OSError:
         pass
-    argv = " ".join(["python benchmarks/fpga_lut.py", *sys.argv[1:]])
     return [
-        f"{SECTION} ({when})",
+        SECTION,
         "",
-        f"Command: `{argv}` at {commit} ({seconds / 60:.0f} min)  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), shared and noisy; Python "
         f"{platform.python_version()}, torch {torch.__version__} (CPU, 1 thread, seed {SEED}); "
         f"{yosys}, generic = `synth -flatten -lut 6`, xilinx = `synth_xilinx -flatten -family "
         "xcup -noiopad -noclkbuf`; depth = `ltp -noff` (generic). Every netlist simulated "
         "(iverilog) bit-exact against the golden interpreter on the test inputs (Fashion-MNIST: "
         "first 2,000); accuracy = the netlist's on the whole test split (digits 359, "
-        "Fashion-MNIST 10,000 examples).",
+        "Fashion-MNIST 10,000 examples). Each part names the run that measured it.",
         "",
     ]
 
 
-def render(args: argparse.Namespace, parts: dict[str, list[Row]], seconds: float) -> str:
-    lines = header(args, seconds)
-    if "1" in parts:
-        lines += render_same(parts["1"])
-    if "2" in parts:
-        lines += render_whole(parts["2"])
-    if "3" in parts:
-        lines += render_pareto(parts["3"], png=not args.quick)
+def render(args: argparse.Namespace, parts: dict[str, list[Row]], seconds: dict[str, float]) -> str:
+    lines = header()
+    for part, rows in sorted(parts.items()):
+        if part == "1":
+            sub = render_same(rows)
+        elif part == "2":
+            sub = render_whole(rows)
+        else:
+            sub = render_pareto(rows, png=not args.quick)
+        lines += [*sub[:2], provenance(seconds[part]), "", *sub[2:]]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, ran: set[str]) -> None:
+    """Replace this benchmark's section of RESULTS.md; parts not run now keep their old
+    subsection (with the run that measured them)."""
+    import re
+
     from ircomp.fileio import atomic_write
 
     old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     start = old.find(SECTION)
+    kept: dict[str, str] = {}
     if start >= 0:
         nxt = old.find("\n## ", start + 1)
+        body = old[start : nxt if nxt >= 0 else len(old)]
+        date = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d UTC)\)", body.splitlines()[0])
+        command = re.search(r"^Command: (.*?)\s*$", body, re.MULTILINE)  # one line for all parts
+        for chunk in body.split("\n### ")[1:]:
+            if chunk[:1] in ran or not chunk[:1].isdigit():
+                continue
+            chunk = "### " + chunk.rstrip("\n")
+            if "\nRun: " not in chunk and command:
+                title, rest = chunk.split("\n", 1)
+                run = f"Run: {command.group(1)}" + (f", {date.group(1)}" if date else "")
+                chunk = f"{title}\n\n{run} (all parts).\n{rest}"
+            kept[chunk[4]] = chunk
         old = old[:start].rstrip("\n") + ("\n" + old[nxt:] if nxt >= 0 else "")
-    new = old.rstrip("\n") + "\n\n" + text
+    head, *subs = text.rstrip("\n").split("\n### ")
+    parts = {sub[0]: "### " + sub for sub in subs} | kept
+    section = "\n\n".join([head.rstrip("\n"), *(parts[k] for k in sorted(parts))]) + "\n"
+    new = old.rstrip("\n") + "\n\n" + section
     atomic_write(RESULTS, lambda p: p.write_text(new))
 
 
@@ -734,7 +791,7 @@ def main() -> int:
             parser.error(f"{tool} is missing (scripts/install-system-deps.sh)")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    start = time.perf_counter()
+    seconds: dict[str, float] = {}
     results: dict[str, list[Row]] = {}
     columns = (
         TextColumn("{task.description:<44}"),
@@ -756,7 +813,9 @@ def main() -> int:
             task = bar.add_task("fpga-lut", total=planned_steps(parts, args.quick))
             bench = Bench(work, bar, task)
             for part in sorted(parts):
+                t0 = time.perf_counter()
                 results[part] = runners[part](bench)
+                seconds[part] = time.perf_counter() - t0
             bar.update(task, completed=bar.tasks[0].total)
             if "3" in results and not args.quick:
                 base = [r["rom"] for r in results.get("2", []) if r["base"].key == "digits"]
@@ -764,13 +823,13 @@ def main() -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)
         return 130
-    text = render(args, results, time.perf_counter() - start)
+    text = render(args, results, seconds)
     print(text)
     if args.keep:
         dump = {k: v for k, v in results.items() if k != "2"}
         (args.keep / "results.json").write_text(json.dumps(dump, indent=1, default=str))
     if not args.quick:
-        write_section(text)
+        write_section(text, parts)
         print(f"wrote {RESULTS} and {PARETO_PNG}")
     return 0
 
