@@ -830,7 +830,7 @@ def main() -> int:
         (args.keep / "results.json").write_text(json.dumps(dump, indent=1, default=str))
     if not args.quick:
         write_section(text, parts)
-        print(f"wrote {RESULTS} and {PARETO_PNG}")
+        print(f"wrote {RESULTS}" + (f" and {PARETO_PNG}" if "3" in parts else ""))
     return 0
 
 
