@@ -188,6 +188,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 # ---- build --------------------------------------------------------------------------------
 
 BUILD_TARGETS = ("pytorch", "c", "fpga-lut")
+# Choices spelled out so that `ircomp --help` imports no backend (tests check they match).
+KERNEL_CHOICES = ("portable", "fast", "vector")  # backends.c.fast.KERNEL_CHOICES
+ROUTES = ("best", "abc", "espresso")  # backends.verilog.build.ROUTES
+SIMULATORS = ("iverilog", "verilator", "both", "none")  # backends.verilog.build.SIMULATORS
+DECOMPOSITIONS = ("threshold", "none")  # passes.logic_extract.DECOMPOSITIONS
+REALIZATIONS = ("table", "threshold", "auto")  # passes.logic_extract.REALIZATIONS
 
 
 def _load_model(path: Path, weights: str | None, requant_mode: str = "onnx") -> tuple[object, str]:
@@ -258,6 +264,8 @@ def _build_fpga_lut(args: argparse.Namespace) -> int:
         top=args.top,
         pipeline_stages=args.pipeline_stages,
         max_inputs=args.max_inputs,
+        decompose=args.decompose,
+        realize=args.realize,
         route=args.route,
         minimize=not args.no_minimize,
         dont_cares=args.dont_cares,
@@ -345,7 +353,20 @@ def _add_fpga_lut_options(build: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-inputs", type=int, default=12, help="largest truth table, in input bits"
     )
-    group.add_argument("--route", default="best", help="minimization: best, abc or espresso")
+    group.add_argument(
+        "--decompose",
+        choices=DECOMPOSITIONS,
+        default="threshold",
+        help="neurons over --max-inputs: 'threshold' realizes integer layers as thresholded "
+        "constant-coefficient sums; 'none' refuses them",
+    )
+    group.add_argument(
+        "--realize",
+        choices=REALIZATIONS,
+        default="table",
+        help="'table' (truth tables where they fit), 'threshold' (every layer) or 'auto'",
+    )
+    group.add_argument("--route", choices=ROUTES, default="best", help="minimization route")
     group.add_argument(
         "--no-minimize",
         action="store_true",
@@ -360,7 +381,7 @@ def _add_fpga_lut_options(build: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-vectors", type=int, default=0, help="testbench vectors (default: all test data)"
     )
-    group.add_argument("--simulator", default="iverilog", help="iverilog, verilator, both or none")
+    group.add_argument("--simulator", choices=SIMULATORS, default="iverilog", help="HDL simulator")
     group.add_argument(
         "--synth", default="generic,xilinx", help="yosys flows: generic, xilinx, or none"
     )
@@ -460,10 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument(
         "--c-kernels",
-        choices=("portable", "fast"),
+        choices=KERNEL_CHOICES,
         default="portable",
         help="c: 'fast' = im2col + dual 16-bit MAC kernels for Cortex-M (SMLAD; bit-exact with "
-        "'portable', plain C elsewhere)",
+        "'portable', plain C elsewhere); 'vector' = host kernels the compiler auto-vectorizes",
     )
     build.add_argument(
         "--cortex-m4-report",

@@ -26,7 +26,7 @@ from ircomp.interpreter.kernels import Context as KernelContext
 from ircomp.pass_manager import IrcompPass, weights_of
 from ircomp.passes._common import element_type, functions
 
-_READERS = (nn.RequantizeOp, nn.DequantizeOp, logic.TableOp, logic.LutNetworkOp)
+_READERS = (nn.RequantizeOp, nn.DequantizeOp, *logic.LAYER_OPS)
 
 
 def _float_bounds(value: SSAValue) -> tuple[float, float] | None:

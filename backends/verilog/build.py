@@ -33,7 +33,7 @@ from ircomp.ir.program import Program, print_module
 from ircomp.ir.slicing import slice_program
 from ircomp.pass_manager import PassManager, parse_pipeline
 
-LOGIC_OPS = (logic.TableOp, logic.LutNetworkOp)
+LOGIC_OPS = logic.LAYER_OPS
 PREPARE = "fold-batchnorm,constant-fold,matmul-to-linear,narrow-codes,cse,dce"
 SIMULATORS = ("iverilog", "verilator", "both", "none")
 ROUTES = ("best", "abc", "espresso")
@@ -46,6 +46,8 @@ class FpgaLutOptions:
     top: str = "ircomp_top"
     pipeline_stages: int = 1
     max_inputs: int = 12
+    decompose: str = "threshold"  # neurons over max_inputs: thresholds (integer layers) or error
+    realize: str = "table"  # table | threshold | auto (logic-extract's option)
     route: str = "best"
     minimize: bool = True  # False: keep the truth tables (LogicNets-style case ROMs)
     dont_cares: bool = False  # care sets from the training inputs; other rows are don't-cares
@@ -158,7 +160,10 @@ def accuracy(program: Program, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _pipeline(options: FpgaLutOptions, care_path: Path | None) -> str:
-    extract = f"logic-extract{{max-inputs={options.max_inputs}"
+    extract = (
+        f"logic-extract{{max-inputs={options.max_inputs} decompose={options.decompose} "
+        f"realize={options.realize}"
+    )
     if care_path is not None:
         extract += f' care-data="{care_path}"'
     extract += "}"
@@ -254,7 +259,7 @@ def _layer_rows(program: Program) -> list[dict[str, Any]]:
             "input_bits": width_in,
             "output_bits": width_out,
         }
-        for key in ("luts", "depth", "route", "tables", "fan_in"):
+        for key in ("luts", "depth", "route", "tables", "fan_in", "realization"):
             attr = op.attributes.get(f"logic.{key}")
             if attr is not None:
                 row[key] = getattr(attr, "data", None) or str(attr)

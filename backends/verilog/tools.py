@@ -62,8 +62,13 @@ def _files(sources: Sources) -> dict[str, str]:
 
 
 def _design(files: Mapping[str, str], top: str) -> list[str]:
-    """The design's Verilog files: every `.v` file but the testbench `tb_<top>.v`."""
-    names = sorted(n for n in files if n.endswith(".v") and n != f"tb_{top}.v")
+    """The design's Verilog files: every `.v` file but testbenches (`tb_<m>.v` beside `<m>.v`,
+    so synthesizing one layer of a build folder skips the top's testbench too)."""
+    names = sorted(
+        n
+        for n in files
+        if n.endswith(".v") and n != f"tb_{top}.v" and not (n.startswith("tb_") and n[3:] in files)
+    )
     if not names:
         raise InputError("no Verilog design files (*.v) to work on")
     return names

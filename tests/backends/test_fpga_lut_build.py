@@ -33,6 +33,14 @@ def model(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _build(model: Path, data: Path, out: Path, *extra: str) -> int:
+    """`ircomp build` as a process would exit (argparse's usage errors included)."""
+    try:
+        return _main_build(model, data, out, *extra)
+    except SystemExit as exit:
+        return int(exit.code or 0)
+
+
+def _main_build(model: Path, data: Path, out: Path, *extra: str) -> int:
     return main(
         [
             "build",
@@ -71,6 +79,19 @@ def test_case_rom_baseline_builds_and_simulates_bit_exact(
 
 
 @needs_tools
+def test_wide_integer_neurons_become_thresholds(model: tuple[Path, Path], tmp_path: Path) -> None:
+    path = tmp_path / "wide.mlir"
+    save_program(integer_mlp(1, widths=(12, 8, 6), fan_in=7, bits=2), path)
+    out = tmp_path / "out"
+    assert _build(path, model[1], out, "--max-inputs", "8", "--synth", "generic") == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [row["realization"] for row in report["layers"]] == ["threshold", "threshold"]
+    assert report["simulation"] == {"iverilog": {"passed": 40, "total": 40}}
+    assert report["accuracy"]["netlist"] == report["accuracy"]["quantized_model"]
+    assert report["synthesis"]["generic"]["luts"] > 0
+
+
+@needs_tools
 def test_design_files_are_deterministic(model: tuple[Path, Path], tmp_path: Path) -> None:
     outs = [tmp_path / "a", tmp_path / "b"]
     for out in outs:
@@ -105,17 +126,21 @@ def test_wide_neurons_name_their_layer(
 ) -> None:
     path = tmp_path / "wide.mlir"
     save_program(integer_mlp(1, widths=(12, 8, 6), fan_in=7, bits=2), path)
-    assert _build(path, model[1], tmp_path / "out", "--max-inputs", "8", "--no-minimize") == 2
+    args = ("--max-inputs", "8", "--no-minimize", "--decompose", "none")
+    assert _build(path, model[1], tmp_path / "out", *args) == 2
     err = capsys.readouterr().err
     assert "layer 'fc0'" in err and "max-inputs" in err
+    assert "decompose=threshold" in err
 
 
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
-        ("--simulator", "modelsim", "--simulator must be one of"),
-        ("--route", "sat", "--route must be one of"),
+        ("--simulator", "modelsim", "argument --simulator: invalid choice: 'modelsim'"),
+        ("--route", "sat", "argument --route: invalid choice: 'sat'"),
+        ("--realize", "rom", "argument --realize: invalid choice: 'rom'"),
         ("--synth", "vivado", "unknown synthesis flow"),
+        ("--pipeline-stages", "-1", "--pipeline-stages must be 0"),
     ],
 )
 def test_bad_options_exit_2(

@@ -507,6 +507,15 @@ def test_generic_flip_flops_of_the_pipeline() -> None:
 
 
 @needs_yosys
+def test_one_layer_of_a_build_folder_synthesizes(tmp_path: Path) -> None:
+    netlist, files = design(mixed_program(), 1, top="m", count=8)
+    write_folder(tmp_path / "build", files)
+    layer = netlist.layers[0].module
+    report = synthesize(tmp_path / "build", top=layer, flow="generic")
+    assert report.luts > 0 and report.ffs == 0  # the layer alone: no pipeline registers
+
+
+@needs_yosys
 @pytest.mark.parametrize(("x", "y"), [(6, 1), (7, 2), (8, 3), (9, 1), (10, 2)])
 def test_case_rom_reproduces_the_logicnets_cost(x: int, y: int) -> None:
     netlist = emit_verilog(rom_program(x, y, seed=x * 10 + y), top="rom", pipeline_stages=0)

@@ -51,3 +51,15 @@ def test_build_c_with_fast_kernels_checks_its_vectors(tmp_path: Path) -> None:
 def test_c_kernels_apply_to_c_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "m.mlir", "--target", "pytorch", "-o", "x", "--c-kernels", "fast"]) == 2
     assert "--c-kernels" in capsys.readouterr().err
+
+
+def test_choices_match_the_modules_that_define_them() -> None:
+    from ircomp import cli
+    from ircomp.backends.c import fast
+    from ircomp.backends.verilog import build
+    from ircomp.passes import logic_extract
+
+    assert cli.KERNEL_CHOICES == fast.KERNEL_CHOICES
+    assert (cli.ROUTES, cli.SIMULATORS) == (build.ROUTES, build.SIMULATORS)
+    assert cli.DECOMPOSITIONS == logic_extract.DECOMPOSITIONS
+    assert cli.REALIZATIONS == logic_extract.REALIZATIONS

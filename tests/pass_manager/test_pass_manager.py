@@ -37,6 +37,7 @@ BUILTINS = {
     "constant-fold",
     "fold-batchnorm",
     "logic-extract",
+    "logic-minimize",
     "matmul-to-linear",
     "narrow-codes",
     "shape-inference",
