@@ -11,7 +11,7 @@ export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup example test lint clean
+.PHONY: setup example example-lenet test lint clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	touch $(STAMP)
 
 example: setup
+	$(VENV)/bin/ircomp build --target fpga-lut -o $(OUT)/digits_lut
+	cat $(OUT)/digits_lut/report.md
+
+example-lenet: setup
 	$(VENV)/bin/ircomp opt examples/lenet/model.mlir \
 	    -p "fold-batchnorm,constant-fold,cse,dce,shape-inference" \
 	    -o $(OUT)/lenet/model.mlir --time-passes

@@ -189,6 +189,29 @@ def simplify_lut(init: int, inputs: Sequence[int]) -> tuple[int, tuple[int, ...]
     return new_init, tuple(variables)
 
 
+def lut_expression(init: int, signals: Sequence[str]) -> str:
+    """The LUT `init` over `signals` (slot 0 first) as a Shannon tree of `?:` on its highest
+    input, constant and repeated cofactors folded. Synthesis tools map it back to one LUT, and
+    yosys does so several times faster than for a variable bit select of a constant word."""
+
+    def cofactor(low: int, count: int) -> str:
+        size = 1 << count
+        word = (init >> low) & ((1 << size) - 1)
+        if word in (0, (1 << size) - 1):
+            return f"1'b{word & 1}"
+        top = signals[count - 1]
+        if_zero, if_one = cofactor(low, count - 1), cofactor(low + size // 2, count - 1)
+        if if_zero == if_one:
+            return if_zero
+        if (if_zero, if_one) == ("1'b0", "1'b1"):
+            return top
+        if (if_zero, if_one) == ("1'b1", "1'b0"):
+            return f"~{top}"
+        return f"({top} ? {if_one} : {if_zero})"
+
+    return cofactor(0, len(signals))
+
+
 @dataclass(frozen=True)
 class _Lut:
     node: int
@@ -247,12 +270,9 @@ def _lut_module(module: str, layer: Layer, header: list[str]) -> tuple[str, int,
         used.update(n for n in lut.inputs if n < first)
         level[lut.node] = 1 + max((level.get(n, 0) for n in lut.inputs), default=0)
         size = 1 << len(lut.inputs)
-        name = lut.node - first
-        address = ", ".join(ref(n) for n in reversed(lut.inputs))
-        if len(lut.inputs) > 1:
-            address = "{" + address + "}"
-        body.append(f"{INDENT}localparam {_range(size)} T{name} = {_const(lut.init, size)};")
-        body.append(f"{INDENT}wire n{name} = T{name}[{address}];")
+        expression = lut_expression(lut.init, [ref(n) for n in lut.inputs])
+        init = _const(lut.init, size)
+        body.append(f"{INDENT}wire n{lut.node - first} = {expression};  // INIT {init}")
     for bit, node in enumerate(outputs):
         body.append(f"{INDENT}assign y[{bit}] = {ref(node)};")
     body += _unused("x", layer.input.bits, used)
@@ -261,7 +281,7 @@ def _lut_module(module: str, layer: Layer, header: list[str]) -> tuple[str, int,
         *header,
         f"{len(luts)} LUTs (of {network.num_luts}; constant, buffer and dead ones folded), "
         f"depth {depth}",
-        "LUT nL = TL[{inputs}], TL its INIT word (Xilinx LUT6.INIT order).",
+        "One LUT per wire nL, as a ?: tree; INIT in Xilinx LUT6.INIT order.",
     ]
     ports = _layer_ports(layer)
     return _module(module, header, ports, body), len(luts), depth
@@ -427,19 +447,11 @@ def _partial_sum(
     for k, ((_, weight), flip) in enumerate(zip(group, flips, strict=True)):
         values += abs(weight) * (((address >> (k * width)) & ((1 << width) - 1)) ^ flip)
     bits = max(1, int(values.max()).bit_length())
-    select = ", ".join(_select("x", e * width, width) for e, _ in reversed(group))
+    signals = [f"x[{e * width + i}]" for e, _ in group for i in range(width)]
     lines = [f"{INDENT}wire {_range(bits)} {name};"]
     for b in range(bits):
-        column = ((values >> b) & 1).tolist()
-        if not any(column) or all(column):
-            lines.append(f"{INDENT}assign {name}[{b}] = 1'b{column[0]};")
-            continue
-        init = sum(bit << a for a, bit in enumerate(column))
-        table = f"P{name.removeprefix('ps')}_{b}"
-        lines.append(
-            f"{INDENT}localparam {_range(len(column))} {table} = {_const(init, len(column))};"
-        )
-        lines.append(f"{INDENT}assign {name}[{b}] = {table}[{{{select}}}];")
+        init = sum(bit << a for a, bit in enumerate(((values >> b) & 1).tolist()))
+        lines.append(f"{INDENT}assign {name}[{b}] = {lut_expression(init, signals)};")
     return lines, bits
 
 

@@ -4,6 +4,7 @@ lint-clean, bit-exact with the golden interpreter in iverilog and verilator, cou
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -186,7 +187,9 @@ def test_emitted_text_and_layer_info() -> None:
     assert info.comparators == text.count(" >= ") > 0
     assert info.acc_bits == max(int(w) for w in _widths(text))
     assert "$signed" not in text and " - " not in text  # an unsigned sum of positive multiples
-    assert "localparam [63:0] P0_0_" in text  # 3 codes of 2 bits: tabulated partial sums
+    # 3 codes of 2 bits: partial sums tabulated, one 6-input LUT per bit
+    partial_sum_bits = re.findall(r"assign ps\d+_\d+\[\d+\] = (.*);", text)
+    assert max(len(set(re.findall(r"x\[\d+\]", bit))) for bit in partial_sum_bits) == 6
     report = netlist.report()["layers"][0]
     assert (report["comparators"], report["acc_bits"]) == (info.comparators, info.acc_bits)
 
