@@ -213,3 +213,22 @@ def test_user_exported_onnx_models_build(exported: Path, tmp_path: Path, kind: s
     assert [row["input_bits"] for row in report["layers"]] == [2, 2, 2]
     expected = float((exported / "accuracy.txt").read_text())
     assert report["accuracy"]["netlist"] == pytest.approx(expected, abs=1e-9)
+
+
+@needs_tools
+@pytest.mark.slow
+def test_builtin_example_is_bit_exact_on_the_whole_test_split(tmp_path: Path) -> None:
+    from ircomp.examples import load_digits_lut
+
+    meta = load_digits_lut()[1]
+    out = tmp_path / "example"
+    assert main(["build", "--target", "fpga-lut", "-o", str(out), "--synth", "generic"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["simulation"] == {"iverilog": {"passed": 359, "total": 359}}
+    accuracy = report["accuracy"]
+    assert accuracy["netlist"] == accuracy["quantized_model"]
+    assert accuracy["netlist"] == pytest.approx(meta["interpreter_accuracy"], abs=1e-9)
+    assert [row["op"] for row in report["layers"]] == ["logic.lut_network"] * 3
+    emitted = sum(row["emitted_luts"] for row in report["layers"])
+    assert 0 < report["synthesis"]["generic"]["luts"] <= emitted
+    assert report["netlist"]["latency_cycles"] == 3
