@@ -264,6 +264,7 @@ def _build_fpga_lut(args: argparse.Namespace) -> int:
         top=args.top,
         pipeline_stages=args.pipeline_stages,
         max_inputs=args.max_inputs,
+        max_rows=args.max_rows,
         decompose=args.decompose,
         realize=args.realize,
         route=args.route,
@@ -352,6 +353,12 @@ def _add_fpga_lut_options(build: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-inputs", type=int, default=12, help="largest truth table, in input bits"
+    )
+    group.add_argument(
+        "--max-rows",
+        type=int,
+        default=1 << 24,
+        help="refuse a layer whose tables have more rows than this, before enumerating them",
     )
     group.add_argument(
         "--decompose",

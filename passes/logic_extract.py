@@ -221,6 +221,7 @@ class LogicExtractPass(IrcompPass):
                 hints.append(
                     "retrain with a smaller fan-in or fewer activation bits (ircomp train "
                     "--fan-in/--bits), or raise logic-extract{max-inputs=..., max-rows=...} "
+                    "(ircomp build: --max-inputs, --max-rows) "
                     "(each extra input bit doubles every table)"
                 )
             if self.decompose == "none" and self.realize == "table":

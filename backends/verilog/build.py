@@ -46,6 +46,7 @@ class FpgaLutOptions:
     top: str = "ircomp_top"
     pipeline_stages: int = 1
     max_inputs: int = 12
+    max_rows: int = 1 << 24  # truth-table rows enumerated per layer, at most
     decompose: str = "threshold"  # neurons over max_inputs: thresholds (integer layers) or error
     realize: str = "table"  # table | threshold | auto (logic-extract's option)
     route: str = "best"
@@ -161,8 +162,8 @@ def accuracy(program: Program, x: np.ndarray, y: np.ndarray) -> float:
 
 def _pipeline(options: FpgaLutOptions, care_path: Path | None) -> str:
     extract = (
-        f"logic-extract{{max-inputs={options.max_inputs} decompose={options.decompose} "
-        f"realize={options.realize}"
+        f"logic-extract{{max-inputs={options.max_inputs} max-rows={options.max_rows} "
+        f"decompose={options.decompose} realize={options.realize}"
     )
     if care_path is not None:
         extract += f' care-data="{care_path}"'

@@ -133,6 +133,16 @@ def test_wide_neurons_name_their_layer(
     assert "decompose=threshold" in err
 
 
+def test_truth_table_size_guard_refuses_before_enumerating(
+    model: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert _build(*model, out, "--max-rows", "100", "--no-minimize") == 2
+    err = capsys.readouterr().err
+    assert "exceeds max-rows=100" in err and "--max-rows" in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
