@@ -770,6 +770,7 @@ class _Store:
     consts: list[str] = field(default_factory=list)
     helpers: tuple[str, ...] = ()
     half: bool = False  # the MAC's own float result is stored as f16
+    fast: bool = False  # fast kernels: integer mode through ircomp_frq where it applies
 
     def output(self, mac: Operation) -> SSAValue:
         return (self.rq or mac).results[0]
@@ -780,7 +781,7 @@ class _Store:
         shape = self.ctx.vals[self.rq.results[0]].shape
         tables: list[str] = [] if self.consts else self.consts  # emitted on the first call
         stmts, self.helpers = _requant_stmts(
-            self.rq, shape, self.ctx.prefix, tables, "acc32", target, channel
+            self.rq, shape, self.ctx.prefix, tables, "acc32", target, channel, fast=self.fast
         )
         return ["{", f"    const int32_t acc32 = {value};", *("    " + x for x in stmts), "}"]
 
@@ -1299,16 +1300,19 @@ def _requant_stmts(
     acc: str,
     target: str,
     index: str = "c",
+    fast: bool = False,
 ) -> tuple[list[str], tuple[str, ...]]:
     """C statements applying `nn.requantize` `op` to the int32 expression `acc` and storing
-    the code in `target`; per-channel tables (appended to `consts`) are read at `index`."""
+    the code in `target`; per-channel tables (appended to `consts`) are read at `index`.
+    `fast`: the general integer mode through `ircomp_frq` (fast kernels; same results)."""
     y = op.results[0]
     ctype = _ctype(repr_of(y), _op_label(op))
     scale, zp, _ = _scales(op, shape)
 
     def table(name: str, t: str, values: np.ndarray) -> str:
-        if values.size == 1:
-            return (_float_lit if t == "float" else _int_lit)(values.reshape(-1)[0])
+        flat = values.reshape(-1)
+        if flat.size == 1 or (fast and (flat == flat[0]).all()):  # fast: constants inline
+            return (_float_lit if t == "float" else _int_lit)(flat[0])
         consts.append(_const_array(f"{prefix}_{name}", t, values))
         return f"{prefix}_{name}[{index}]"
 
@@ -1346,11 +1350,21 @@ def _requant_stmts(
         helpers = ("round_half_even",)
     elif op.get("mode") == "integer":
         mult, shift = quantize_multiplier_array(scale)
-        m, sh = table("mult", "int32_t", mult), table("shift", "int32_t", shift)
-        first = f"const int32_t r = ircomp_mbqm({value}, {m}, {sh}) + {z};"
-        helpers = ("mbqm",)
+        if fast and (mult >= 0).all() and (np.abs(shift) <= 31).all():
+            m = table("mult", "int32_t", mult)
+            left = table("left", "int32_t", np.maximum(shift, 0))
+            right = table("right", "int32_t", np.maximum(-shift, 0))
+            first = f"const int32_t r = ircomp_frq({value}, {m}, {left}, {right}) + {z};"
+            helpers = ("frq",)
+        else:
+            m, sh = table("mult", "int32_t", mult), table("shift", "int32_t", shift)
+            first = f"const int32_t r = ircomp_mbqm({value}, {m}, {sh}) + {z};"
+            helpers = ("mbqm",)
     else:
         raise InputError(f"{_op_label(op)}: unknown requantize mode {op.get('mode')!r}")
+    if fast and "frq" in helpers and (lo, hi) == (-128, 127) and ctype == "int8_t":
+        # the full int8 range: one SSAT on cores with the DSP extension
+        return [first, f"{target} = (int8_t)ircomp_sat_i8(r);"], (*helpers, "sat_i8")
     return [
         first,
         f"{target} = ({ctype})(r < {_int_lit(lo)} ? {_int_lit(lo)} : "
@@ -2002,7 +2016,7 @@ class _Generator:
                 vparams.append(("b", mac.operands[2], False))
             vparams.append(("y", rq.results[0], True))
             return _Kernel(vparams, body, helpers=vhelpers, consts=consts, scratch=True)
-        store = _Store(rq, ctx)
+        store = _Store(rq, ctx, fast=True)
         body = fast_kernels.kernel_body(
             self.fast[rq], mac, lambda v: self.vals[v].shape, store.lines
         )

@@ -2,13 +2,14 @@
 shaped for the Cortex-M4's DSP extension and bit-exact with the portable kernels.
 
 * `conv`: `nn.conv2d` with one group: im2col of two output pixels at a time into an int16
-  scratch buffer (input offset applied, padding 0), then a 2x2 register-blocked dot product
-  (two output channels x two pixels) on dual 16-bit MACs;
+  scratch buffer (input offset applied, padding 0; interior windows copied with constant
+  offsets), then a 2x2 register-blocked dot product (two output channels x two pixels) on
+  dual 16-bit MACs;
 * `dw`: depthwise `nn.conv2d` (groups = channels, one filter per channel): each channel's plane
   is copied once, offset and padded, into int16 scratch; the window is fully unrolled with no
-  bounds checks;
-* `linear`: `nn.linear`: two output rows at a time straight from the int8 input, its zero point
-  added in both 16-bit halves by `SXTAB16` (no scratch).
+  bounds checks, horizontally adjacent taps paired into one dual MAC;
+* `linear`: `nn.linear`: four output rows at a time (then two) straight from the int8 input,
+  its zero point added in both 16-bit halves by `SXTAB16` once per input word (no scratch).
 
 Dual MACs: the weights are stored reordered in groups of four (`w0 w2 w1 w3`) so that `SXTB16`
 of a 32-bit load gives the int16 pairs `(w0, w1)` and, after a rotation by 8, `(w2, w3)`;
@@ -16,8 +17,9 @@ of a 32-bit load gives the int16 pairs `(w0, w1)` and, after a rotation by 8, `(
 the accumulator. With `__ARM_FEATURE_DSP` these are the ACLE intrinsics `__sxtb16` / `__smlad`;
 elsewhere portable C with the same results (modulo-2^32 accumulation, like the portable
 kernels), so the host build checks the same code. The requantization is applied to each
-accumulator as it is produced (spec/c_abi.md). Scratch buffers live in the arena, planned like
-tensors over their op only.
+accumulator as it is produced (spec/c_abi.md), in `integer` mode through `ircomp_frq` (one
+SMLAL; the same results as the portable `ircomp_mbqm`). Scratch buffers live in the arena,
+planned like tensors over their op only.
 """
 
 from __future__ import annotations
@@ -81,24 +83,38 @@ static int32_t ircomp_smlad(uint32_t a, uint32_t b, int32_t acc)
     return ircomp_wrap_i32((uint32_t)acc + (uint32_t)(a0 * b0) + (uint32_t)(a1 * b1));
 #endif
 }""",
-    "dot2x2": """\
-/* acc[2 * i + j] += row_i . col_j over k4 groups of 4 (rows reordered w0 w2 w1 w3). */
-static void ircomp_dot2x2(const int8_t* w0, const int8_t* w1, const int16_t* c0,
-                          const int16_t* c1, int32_t k4, int32_t* acc)
+    "sxtb16r8": """\
+/* SXTB16 of x rotated right by 8: bytes 1 and 3 sign-extended (one instruction with DSP). */
+static uint32_t ircomp_sxtb16_r8(uint32_t x)
+{
+#if IRCOMP_DSP && defined(__GNUC__)
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+#else
+    return ircomp_sxtb16((x >> 8) | (x << 24));
+#endif
+}""",
+    "dot2x2s": """\
+/* acc[2 * i + j] += row_i . col_j over k4 groups of 4, row 1 at w + wo and column 1 at
+ * c + co (rows reordered w0 w2 w1 w3); pointers stepped, offsets constant after inlining. */
+IRCOMP_INLINE void ircomp_dot2x2s(const int8_t* w, int32_t wo, const int16_t* c, int32_t co,
+                                  int32_t k4, int32_t* acc)
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-    int32_t k;
-    for (k = 0; k < k4; ++k) {
-        const uint32_t wa = ircomp_read_u32(w0 + 4 * k);
-        const uint32_t wb = ircomp_read_u32(w1 + 4 * k);
-        const uint32_t wa01 = ircomp_sxtb16(wa), wa23 = ircomp_sxtb16((wa >> 8) | (wa << 24));
-        const uint32_t wb01 = ircomp_sxtb16(wb), wb23 = ircomp_sxtb16((wb >> 8) | (wb << 24));
-        const uint32_t x01 = ircomp_read_u32(c0 + 4 * k), x23 = ircomp_read_u32(c0 + 4 * k + 2);
-        const uint32_t y01 = ircomp_read_u32(c1 + 4 * k), y23 = ircomp_read_u32(c1 + 4 * k + 2);
+    const int8_t* const end = w + 4 * k4;
+    while (w != end) {
+        const uint32_t wa = ircomp_read_u32(w), wb = ircomp_read_u32(w + wo);
+        const uint32_t wa01 = ircomp_sxtb16(wa), wa23 = ircomp_sxtb16_r8(wa);
+        const uint32_t wb01 = ircomp_sxtb16(wb), wb23 = ircomp_sxtb16_r8(wb);
+        const uint32_t x01 = ircomp_read_u32(c), x23 = ircomp_read_u32(c + 2);
+        const uint32_t y01 = ircomp_read_u32(c + co), y23 = ircomp_read_u32(c + co + 2);
         a00 = ircomp_smlad(wa23, x23, ircomp_smlad(wa01, x01, a00));
         a01 = ircomp_smlad(wa23, y23, ircomp_smlad(wa01, y01, a01));
         a10 = ircomp_smlad(wb23, x23, ircomp_smlad(wb01, x01, a10));
         a11 = ircomp_smlad(wb23, y23, ircomp_smlad(wb01, y01, a11));
+        w += 4;
+        c += 4;
     }
     acc[0] = a00;
     acc[1] = a01;
@@ -119,8 +135,8 @@ static uint32_t ircomp_sxtab16(uint32_t a, uint32_t x)
 
 /* acc[i] += row_i . (x - zp) over k4 groups of 4 int8 (rows and x in natural order; both
  * split into the pairs (0, 2) and (1, 3)); offset = (-zp) in both halves. */
-static void ircomp_dot2x1(const int8_t* w0, const int8_t* w1, const int8_t* x, int32_t k4,
-                          uint32_t offset, int32_t* acc)
+IRCOMP_INLINE void ircomp_dot2x1(const int8_t* w0, const int8_t* w1, const int8_t* x,
+                                 int32_t k4, uint32_t offset, int32_t* acc)
 {
     int32_t a0 = acc[0], a1 = acc[1];
     int32_t k;
@@ -139,14 +155,103 @@ static void ircomp_dot2x1(const int8_t* w0, const int8_t* w1, const int8_t* x, i
     acc[1] = a1;
 }""",
 }
-HELPER_DEPS = {"simd": ("wrap_i32",), "dot2x2": ("simd",), "dot2x1": ("simd",)}
+HELPERS["frq"] = """\
+/* TFLite MultiplyByQuantizedMultiplier for multiplier >= 0, 0 <= left, right <= 31 (the same
+ * results as ircomp_mbqm there; SRDHM cannot saturate without a multiplier of INT32_MIN):
+ * SRDHM(a, m) = floor((a * m + 2^30) / 2^31) (gemmlowp's nudge and truncating division give
+ * exactly this), then RoundingDivideByPOT. One SMLAL and a few ALU ops on the Cortex-M4. */
+IRCOMP_INLINE int32_t ircomp_frq(int32_t x, int32_t mult, int32_t left, int32_t right)
+{
+    const int64_t p = (int64_t)ircomp_wrap_i32((uint32_t)x << left) * mult + ((int64_t)1 << 30);
+    const int32_t h = ircomp_wrap_i32((uint32_t)((uint64_t)p >> 31));
+    const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
+    const int32_t rem = (int32_t)((uint32_t)h & (uint32_t)mask);
+    const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)h >> 31);
+    const int32_t fl = h >= 0 ? (h >> right) : ~(~h >> right);
+    return fl + (rem > threshold ? 1 : 0);
+}"""
+HELPERS["dot4x1"] = """\
+/* SXTAB16 of x rotated right by 8: a + the sign-extended bytes 1 and 3 of x, per half. */
+static uint32_t ircomp_sxtab16_r8(uint32_t a, uint32_t x)
+{
+#if IRCOMP_DSP && defined(__GNUC__)
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+    return r;
+#else
+    return ircomp_sxtab16(a, (x >> 8) | (x << 24));
+#endif
+}
+
+/* acc[i] += row_i . (x - zp) for the 4 rows at w + i * ws over k4 groups of 4 int8 (natural
+ * order, split into the pairs (0, 2) and (1, 3)); each input word is expanded once for all
+ * four rows; offset = (-zp) in both halves. */
+IRCOMP_INLINE void ircomp_dot4x1(const int8_t* w, int32_t ws, const int8_t* x, int32_t k4,
+                                 uint32_t offset, int32_t* acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int8_t* const end = x + 4 * k4;
+    while (x != end) {
+        const uint32_t xw = ircomp_read_u32(x);
+        const uint32_t x02 = ircomp_sxtab16(offset, xw), x13 = ircomp_sxtab16_r8(offset, xw);
+        uint32_t wr = ircomp_read_u32(w);
+        a0 = ircomp_smlad(ircomp_sxtb16_r8(wr), x13, ircomp_smlad(ircomp_sxtb16(wr), x02, a0));
+        wr = ircomp_read_u32(w + ws);
+        a1 = ircomp_smlad(ircomp_sxtb16_r8(wr), x13, ircomp_smlad(ircomp_sxtb16(wr), x02, a1));
+        wr = ircomp_read_u32(w + 2 * ws);
+        a2 = ircomp_smlad(ircomp_sxtb16_r8(wr), x13, ircomp_smlad(ircomp_sxtb16(wr), x02, a2));
+        wr = ircomp_read_u32(w + 3 * ws);
+        a3 = ircomp_smlad(ircomp_sxtb16_r8(wr), x13, ircomp_smlad(ircomp_sxtb16(wr), x02, a3));
+        x += 4;
+        w += 4;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}"""
+HELPERS["pack16"] = """\
+/* Two int16 values in the halves of a word (a low), as SMLAD reads them. */
+static uint32_t ircomp_pack16(int32_t a, int32_t b)
+{
+    return ((uint32_t)a & 0xffffu) | (((uint32_t)b & 0xffffu) << 16);
+}"""
+HELPERS["sat_i8"] = """\
+/* r saturated to [-128, 127] (SSAT with the DSP extension). */
+IRCOMP_INLINE int32_t ircomp_sat_i8(int32_t r)
+{
+#if IRCOMP_DSP
+    return __ssat(r, 8);
+#else
+    return r < -128 ? -128 : r > 127 ? 127 : r;
+#endif
+}"""
+HELPERS["inline"] = """\
+/* Small kernel helpers inlined into the op functions (gcc and clang). */
+#if defined(__GNUC__)
+#define IRCOMP_INLINE static inline __attribute__((always_inline))
+#else
+#define IRCOMP_INLINE static inline
+#endif"""
+HELPER_DEPS = {
+    "simd": ("wrap_i32", "inline"),
+    "sxtb16r8": ("simd",),
+    "dot2x2s": ("sxtb16r8",),
+    "dot2x1": ("simd",),  # IRCOMP_INLINE (simd): no unused-function warning when unused
+    "frq": ("wrap_i32", "inline"),
+    "pack16": ("simd",),
+    "sat_i8": ("simd",),
+    "dot4x1": ("dot2x1", "sxtb16r8"),
+}
 
 
 def helpers_for(kind: str) -> tuple[str, ...]:
     """The C helpers a fast kernel of `kind` calls."""
-    return {"conv": ("wrap_i32", "dot2x2"), "linear": ("wrap_i32", "dot2x1")}.get(
-        kind, ("wrap_i32",)
-    )
+    return {
+        "conv": ("wrap_i32", "dot2x2s"),
+        "linear": ("wrap_i32", "dot2x1", "dot4x1"),
+        "dw": ("wrap_i32", "pack16"),
+    }.get(kind, ("wrap_i32",))
 
 
 def _is_i8(value) -> bool:  # type: ignore[no-untyped-def]
@@ -256,34 +361,60 @@ def _linear_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[
     k4 = in_f // 4
     zx = int(mac.get("input_zero_point"))
     offset = (-zx) & 0xFFFF
+    o4 = out_f // 4 * 4
     tail = [
+        f"for (k = {4 * k4}; k < {in_f}; ++k) {{",
+        f"    const int32_t v = {off.format(i='k')};",
+        *(
+            f"    acc[{r}] = {_mac(f'acc[{r}]', f'w[(o + {r}) * {in_f} + k]', 'v')};"
+            for r in range(4)
+        ),
+        "}",
+    ]
+    tail2 = [
         f"for (k = {4 * k4}; k < {in_f}; ++k) {{",
         f"    const int32_t v = {off.format(i='k')};",
         f"    acc[0] = {_mac('acc[0]', 'w0[k]', 'v')};",
         f"    acc[1] = {_mac('acc[1]', 'w1[k]', 'v')};",
         "}",
     ]
+    four = [
+        f"for (o = 0; o < {o4}; o += 4) {{",
+        "    int32_t acc[4], r;",
+        *(f"    acc[{r}] = {_bias(bias, f'o + {r}')};" for r in range(4)),
+        f"    ircomp_dot4x1(w + o * {in_f}, {in_f}, x, {k4}, {offset | (offset << 16)}u, acc);",
+        *_indent(tail, 4),
+        "    for (r = 0; r < 4; ++r) {",
+        "        const int32_t oc = o + r;",
+        *_indent(store(f"y[m * {out_f} + oc]", "acc[r]", "oc"), 8),
+        "    }",
+        "}",
+    ]
+    two = [
+        f"for (o = {o4}; o < {out_f}; o += 2) {{",
+        f"    const int32_t o1 = o + 1 < {out_f} ? o + 1 : o;",
+        f"    const int8_t* w0 = w + o * {in_f};",
+        f"    const int8_t* w1 = w + o1 * {in_f};",
+        "    int32_t acc[2];",
+        f"    acc[0] = {_bias(bias, 'o')};",
+        f"    acc[1] = {_bias(bias, 'o1')};",
+        f"    ircomp_dot2x1(w0, w1, x, {k4}, {offset | (offset << 16)}u, acc);",
+        *_indent(tail2, 4),
+        "    {",
+        "        const int32_t oc = o;",
+        *_indent(store(f"y[m * {out_f} + oc]", "acc[0]", "oc"), 8),
+        "    }",
+        "    if (o1 != o) {",
+        "        const int32_t oc = o1;",
+        *_indent(store(f"y[m * {out_f} + oc]", "acc[1]", "oc"), 8),
+        "    }",
+        "}",
+    ]
     return [
         "int32_t m, o, k;",
         f"for (m = 0; m < {rows}; ++m, x += {in_f}) {{",
-        f"    for (o = 0; o < {out_f}; o += 2) {{",
-        f"        const int32_t o1 = o + 1 < {out_f} ? o + 1 : o;",
-        f"        const int8_t* w0 = w + o * {in_f};",
-        f"        const int8_t* w1 = w + o1 * {in_f};",
-        "        int32_t acc[2];",
-        f"        acc[0] = {_bias(bias, 'o')};",
-        f"        acc[1] = {_bias(bias, 'o1')};",
-        f"        ircomp_dot2x1(w0, w1, x, {k4}, {offset | (offset << 16)}u, acc);",
-        *_indent(tail, 8),
-        "        {",
-        "            const int32_t oc = o;",
-        *_indent(store(f"y[m * {out_f} + oc]", "acc[0]", "oc"), 12),
-        "        }",
-        "        if (o1 != o) {",
-        "            const int32_t oc = o1;",
-        *_indent(store(f"y[m * {out_f} + oc]", "acc[1]", "oc"), 12),
-        "        }",
-        "    }",
+        *_indent(four if o4 else [], 4),
+        *_indent(two if o4 < out_f else [], 4),
         "}",
     ]
 
@@ -320,29 +451,70 @@ def _conv_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[no
             "}",
         ]
         stores += [f"if ({cond})", *block] if cond else block
+    # im2col of one pixel: a window inside the input (no padding) is copied with constant
+    # offsets, kh * kw terms per channel; the general loop checks bounds per element
+    taps = [(ky * dh * wd + kx * dw) for ky in range(kh) for kx in range(kw)]
+    zx = int(mac.get("input_zero_point"))
+    xo = f"(int16_t)((int32_t)xp[{{t}}] - {zx})" if zx else "(int16_t)xp[{t}]"
+    if len(taps) <= UNROLL_LIMIT:
+        inner = [f"col[{i}] = {xo.format(t=t)};" for i, t in enumerate(taps)]
+    else:
+        inner = [
+            "int32_t ky, kx;",
+            f"for (ky = 0; ky < {kh}; ++ky)",
+            f"    for (kx = 0; kx < {kw}; ++kx)",
+            f"        col[ky * {kw} + kx] = {xo.format(t=f'ky * {dh * wd} + kx * {dw}')};",
+        ]
+    interior = [
+        f"const int8_t* xp = x + (ni * {c * h} + ih0) * {wd} + iw0;",
+        "int32_t ci;",
+        f"for (ci = 0; ci < {cg}; ++ci, xp += {h * wd}, col += {kh * kw}) {{",
+        *_indent(inner, 4),
+        "}",
+    ]
+    general = [
+        "int32_t ci, ky, kx;",
+        f"for (ci = 0; ci < {cg}; ++ci) {{",
+        f"    for (ky = 0; ky < {kh}; ++ky) {{",
+        f"        const int32_t ih = ih0 + ky * {dh};",
+        f"        for (kx = 0; kx < {kw}; ++kx) {{",
+        f"            const int32_t iw = iw0 + kx * {dw};",
+        f"            *col++ = (ih < 0 || ih >= {h} || iw < 0 || iw >= {wd}) ? 0 : "
+        f"{off.format(i=x_index)};",
+        "        }",
+        "    }",
+        "}",
+    ]
+    inside = f"ih0 >= 0 && ih0 + {(kh - 1) * dh} < {h} && iw0 >= 0 && iw0 + {(kw - 1) * dw} < {wd}"
+    if (
+        pt == 0
+        and pl == 0
+        and (oh - 1) * sh + (kh - 1) * dh < h
+        and (ow - 1) * sw + (kw - 1) * dw < wd
+    ):
+        im2col = ["{", *_indent(interior, 4), "}"]  # no window reaches the padding
+    else:
+        im2col = [
+            f"if ({inside}) {{",
+            *_indent(interior, 4),
+            "} else {",
+            *_indent(general, 4),
+            "}",
+        ]
     return [
         "int32_t ni, p, oc0, k;",
-        "int16_t* const c0 = s;",
+        "const int16_t* const c0 = s;",
+        f"const int16_t* const c1 = s + {kp};",
         f"for (ni = 0; ni < {n}; ++ni) {{",
         f"    for (p = 0; p < {npix}; p += 2) {{",
         f"        const int32_t p1 = p + 1 < {npix} ? p + 1 : p;",
-        f"        int16_t* const c1 = s + (p1 != p ? {kp} : 0);",
         "        int32_t j;",
         "        for (j = 0; j < 2; ++j) {",
         "            const int32_t q = j ? p1 : p;",
         f"            const int32_t oy = q / {ow}, ox = q % {ow};",
+        f"            const int32_t ih0 = oy * {sh} - {pt}, iw0 = ox * {sw} - {pl};",
         f"            int16_t* col = s + j * {kp};",
-        "            int32_t ci, ky, kx;",
-        f"            for (ci = 0; ci < {cg}; ++ci) {{",
-        f"                for (ky = 0; ky < {kh}; ++ky) {{",
-        f"                    const int32_t ih = oy * {sh} - {pt} + ky * {dh};",
-        f"                    for (kx = 0; kx < {kw}; ++kx) {{",
-        f"                        const int32_t iw = ox * {sw} - {pl} + kx * {dw};",
-        f"                        *col++ = (ih < 0 || ih >= {h} || iw < 0 || iw >= {wd}) ? 0 : "
-        f"{off.format(i=x_index)};",
-        "                    }",
-        "                }",
-        "            }",
+        *_indent(im2col, 12),
         "        }",
         f"        for (oc0 = 0; oc0 < {o}; oc0 += 2) {{",
         f"            const int32_t o1 = oc0 + 1 < {o} ? oc0 + 1 : oc0;",
@@ -351,7 +523,8 @@ def _conv_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[no
         "            int32_t acc[4];",
         f"            acc[0] = acc[1] = {_bias(bias, 'oc0')};",
         f"            acc[2] = acc[3] = {_bias(bias, 'o1')};",
-        f"            ircomp_dot2x2(w0, w1, c0, c1, {k4}, acc);",
+        f"            ircomp_dot2x2s(w0, {k if o % 2 == 0 else f'(o1 - oc0) * {k}'}, c0, {kp}, "
+        f"{k4}, acc);",
         *_indent(tail, 12),
         *_indent(stores, 12),
         "        }",
@@ -369,7 +542,30 @@ def _dw_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[no-u
     dh, dw = mac.get("dilations")
     hp, wp = _dw_plane(mac, shape_of)
     x_index = f"((ni * {c} + ch) * {h} + i) * {wd} + jx"
-    if kh * kw <= UNROLL_LIMIT:
+    wlocals: list[str] = []
+    paired = kh * kw <= UNROLL_LIMIT and dw == 1 and kw >= 2
+    if paired:
+        # taps (kx, kx + 1) of a window row as one dual MAC: the weight pair packed once per
+        # channel, the two adjacent int16 activations read as one (unaligned) word
+        window = []
+        for ky in range(kh):
+            for kx in range(0, kw, 2):
+                t, off_r = ky * kw + kx, ky * dh * wp + kx
+                if kx + 1 < kw:
+                    wlocals.append(f"const uint32_t k{t} = ircomp_pack16(wc[{t}], wc[{t + 1}]);")
+                    window.append(f"a = ircomp_smlad(ircomp_read_u32(r + {off_r}), k{t}, a);")
+                else:
+                    wlocals.append(f"const int32_t k{t} = wc[{t}];")
+                    window.append(
+                        f"a = ircomp_wrap_i32((uint32_t)a + (uint32_t)((int32_t)r[{off_r}] * "
+                        f"k{t}));"
+                    )
+        window = [
+            f"int32_t a = {_bias(bias, 'ch')};",
+            *window,
+            "acc = (uint32_t)a;",
+        ]
+    elif kh * kw <= UNROLL_LIMIT:
         terms = [
             f"acc += (uint32_t)((int32_t)r[{ky * dh * wp + kx * dw}] * wc[{ky * kw + kx}]);"
             for ky in range(kh)
@@ -384,11 +580,13 @@ def _dw_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[no-u
             f"        acc += (uint32_t)((int32_t)r[ky * {dh * wp} + kx * {dw}] * "
             f"wc[ky * {kw} + kx]);",
         ]
+    acc0 = "0u" if paired else f"(uint32_t){_bias(bias, 'ch')}"  # paired: bias in `a`
     return [
         "int32_t ni, ch, oy, ox, i, jx;",
         f"for (ni = 0; ni < {n}; ++ni) {{",
         f"    for (ch = 0; ch < {c}; ++ch) {{",
         f"        const int8_t* wc = w + ch * {kh * kw};",
+        *_indent(wlocals, 8),
         f"        for (i = 0; i < {hp * wp}; ++i) s[i] = 0;",
         f"        for (i = 0; i < {h}; ++i)",
         f"            for (jx = 0; jx < {wd}; ++jx) s[(i + {pt}) * {wp} + jx + {pl}] = "
@@ -396,7 +594,7 @@ def _dw_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[no-u
         f"        for (oy = 0; oy < {oh}; ++oy) {{",
         f"            for (ox = 0; ox < {ow}; ++ox) {{",
         f"                const int16_t* r = s + oy * {sh * wp} + ox * {sw};",
-        f"                uint32_t acc = (uint32_t){_bias(bias, 'ch')};",
+        f"                uint32_t acc = {acc0};",
         "                {",
         *_indent(window, 20),
         "                }",

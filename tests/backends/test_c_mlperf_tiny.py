@@ -20,7 +20,7 @@ from xdsl.dialects.builtin import IntegerType
 from xdsl.ir import SSAValue
 
 from ircomp.backends.c import arena_plan, build, measure_cortex_m4
-from ircomp.backends.c.codegen import _const_array
+from ircomp.backends.c.codegen import HELPERS, _add_helper, _const_array
 from ircomp.backends.c.cortex_m4 import ARM_CC, QEMU
 from ircomp.dialects import nn
 from ircomp.errors import InputError
@@ -302,11 +302,114 @@ def fast_cases_program(mode: str) -> tuple[Program, list[np.ndarray]]:
     return program, inputs
 
 
+def fast_cases_program_2(mode: str) -> tuple[Program, list[np.ndarray]]:
+    """The other branches of the fast kernels: requantize scales above 1 (left shifts in
+    ircomp_frq), conv without input zero point with a padded border (interior and border
+    im2col), depthwise with a 3x1 window (no tap pairs), a horizontal dilation (no pairs), a
+    9x8 window (the loop, not unrolled) and an even 3x4 window (pairs only), linear with 8 and
+    with 6 outputs (four rows at a time, then two), a batch of 3 rows."""
+    rng = np.random.default_rng(22)
+    g = GraphBuilder()
+
+    def w(name: str, shape: tuple[int, ...]) -> SSAValue:
+        return g.weight(name, rng.integers(-127, 128, size=shape), I8)
+
+    def bias(name: str, n: int) -> SSAValue:
+        return g.weight(name, rng.integers(-2000, 2000, size=(n,)), I32)
+
+    def rq(acc: SSAValue, zp: int, lo: float = 0.002, hi: float = 0.02) -> SSAValue:
+        channels = acc.type.get_shape()[1]  # type: ignore[attr-defined]
+        return g.op(
+            nn.RequantizeOp,
+            [acc],
+            I8,
+            scale=list(rng.uniform(lo, hi, size=channels)),
+            zero_point=[zp],
+            axis=1,
+            mode=mode,
+        )
+
+    x = g.input([1, 4, 10, 11], I8)
+    conv = dict(padding=[1, 1, 1, 1])
+    wc = g.weight("c.w", rng.integers(-3, 4, size=(6, 4, 3, 3)), I8)
+    y = rq(g.op(nn.Conv2dOp, [x, wc, bias("c.b", 6)], I32, **conv), 3, 0.05, 4.0)
+    d1 = dict(padding=[1, 0, 1, 0], groups=6, input_zero_point=3)
+    z = rq(g.op(nn.Conv2dOp, [y, w("d1.w", (6, 1, 3, 1)), bias("d1.b", 6)], I32, **d1), -2)
+    d2 = dict(padding=[1, 2, 1, 2], groups=6, dilations=[1, 2], input_zero_point=-2)
+    u = rq(g.op(nn.Conv2dOp, [z, w("d2.w", (6, 1, 3, 3))], I32, **d2), 1, 0.5, 3.0)
+    d3 = dict(padding=[4, 4, 4, 3], groups=6, input_zero_point=1)
+    v = rq(g.op(nn.Conv2dOp, [u, w("d3.w", (6, 1, 9, 8)), bias("d3.b", 6)], I32, **d3), 0)
+    d4 = dict(padding=[1, 1, 1, 2], strides=[1, 2], groups=6)
+    t = rq(g.op(nn.Conv2dOp, [v, w("d4.w", (6, 1, 3, 4)), bias("d4.b", 6)], I32, **d4), -5)
+    f = g.op(nn.ReshapeOp, [t], shape=[3, -1])
+    k = f.type.get_shape()[1]  # type: ignore[attr-defined]
+    l1 = g.op(nn.LinearOp, [f, w("l1.w", (8, k)), bias("l1.b", 8)], I32, input_zero_point=-5)
+    h = g.op(nn.RequantizeOp, [l1], I8, scale=[0.003], zero_point=[2], mode=mode)
+    l2 = g.op(nn.LinearOp, [h, w("l2.w", (6, 8))], I32, input_zero_point=2)
+    out = g.op(nn.RequantizeOp, [l2], I8, scale=[1.7], zero_point=[-1], mode=mode)
+    program = g.finish([out, t])
+    inputs = [rng.integers(-128, 128, size=(1, 4, 10, 11)).astype(np.int8)]
+    return program, inputs
+
+
+@pytest.mark.parametrize("mode", sorted(REFERENCE))
+def test_fast_kernels_other_branches_match_interpreter(tmp_path: Path, mode: str) -> None:
+    program, inputs = fast_cases_program_2(mode)
+    text = check_fast(program, tmp_path / "m", inputs)
+    assert text.count("IRCOMP_OP void op") == 7 and "ircomp_dot4x1(" in text
+    if mode == "integer":
+        assert "ircomp_frq(" in text and "ircomp_mbqm(" not in text and "ircomp_sat_i8(" in text
+        assert "_left[" in text  # per-channel left shifts (scales above 1)
+
+
+def test_fast_requantize_equals_mbqm(tmp_path: Path) -> None:
+    """ircomp_frq (the fast kernels' SMLAL form) gives ircomp_mbqm's results for every
+    multiplier >= 0 and 0 <= left, right <= 31: edge and random accumulators, multipliers."""
+    helpers: list[str] = []
+    for h in ("mbqm", "frq"):
+        _add_helper(h, helpers)
+    rng = np.random.default_rng(5)
+    xs = [0, 1, -1, 2, -2, 2**31 - 1, -(2**31), 2**30, -(2**30), 12345, -12345]
+    xs += [int(v) for v in rng.integers(-(2**31), 2**31, size=60)]
+    xs += [int(v) for v in rng.integers(-5000, 5000, size=30)]
+    ms = [0, 1, 2**30, 2**31 - 1, 1 << 29, 1518500250]
+    ms += [int(v) for v in rng.integers(2**30, 2**31, size=6)]
+    main = [
+        "#include <stdint.h>",
+        "#include <stdio.h>",
+        "#include <string.h>",
+        *(HELPERS[h] for h in helpers),
+        _const_array("xs", "int32_t", np.array(xs, np.int64)),
+        _const_array("ms", "int32_t", np.array(ms, np.int64)),
+        "int main(void)",
+        "{",
+        "    long bad = 0, n = 0;",
+        "    int i, j, s;",
+        f"    for (i = 0; i < {len(xs)}; ++i)",
+        f"        for (j = 0; j < {len(ms)}; ++j)",
+        "            for (s = -31; s <= 31; ++s, ++n)",
+        "                if (ircomp_frq(xs[i], ms[j], s > 0 ? s : 0, s > 0 ? 0 : -s) !=",
+        "                    ircomp_mbqm(xs[i], ms[j], s))",
+        "                    ++bad;",
+        '    printf("%ld of %ld differ\\n", bad, n);',
+        "    return bad != 0;",
+        "}",
+        "",
+    ]
+    (tmp_path / "frq.c").write_text("\n".join(main))
+    proc = run_tool(["gcc", *CFLAGS, "-fsanitize=undefined", "-o", "frq", "frq.c"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tool(["./frq"], tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("0 of ") and not proc.stderr, (
+        proc.stdout + proc.stderr
+    )
+
+
 @pytest.mark.parametrize("mode", sorted(REFERENCE))
 def test_fast_kernels_match_interpreter(tmp_path: Path, mode: str) -> None:
     program, inputs = fast_cases_program(mode)
     text = check_fast(program, tmp_path / "m", inputs)
-    assert "ircomp_dot2x2(" in text and "ircomp_dot2x1(" in text  # conv and linear fast
+    assert "ircomp_dot2x2s(" in text and "ircomp_dot2x1(" in text  # conv and linear fast
     assert text.count("_r4[") == 2  # reordered weights: conv, pointwise conv
     assert text.count("IRCOMP_OP void op") == 6 and text.count("int16_t* s)") == 3
 
@@ -322,7 +425,9 @@ def test_unknown_kernels_is_an_input_error(tmp_path: Path) -> None:
 def test_fast_kernels_on_cortex_m4(tmp_path: Path) -> None:
     """The DSP-instruction path (SXTB16 / SMLAD) on odd shapes, bit-exact with the golden
     interpreter under QEMU."""
-    program, inputs = fast_cases_program("integer")
-    build(program, tmp_path / "m", inputs=inputs, kernels="fast")
-    report = measure_cortex_m4(tmp_path / "m")
-    assert report["status"] == 0 and report["passed"], report["output"]
+    for make in (fast_cases_program, fast_cases_program_2):
+        program, inputs = make("integer")
+        out = tmp_path / make.__name__
+        build(program, out, inputs=inputs, kernels="fast")
+        report = measure_cortex_m4(out)
+        assert report["status"] == 0 and report["passed"], report["output"]
