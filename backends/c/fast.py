@@ -583,11 +583,12 @@ def _dw_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[no-u
     acc0 = "0u" if paired else f"(uint32_t){_bias(bias, 'ch')}"  # paired: bias in `a`
     return [
         "int32_t ni, ch, oy, ox, i, jx;",
+        "/* the padding border is zeroed once: every channel writes the same interior */",
+        f"for (i = 0; i < {hp * wp}; ++i) s[i] = 0;",
         f"for (ni = 0; ni < {n}; ++ni) {{",
         f"    for (ch = 0; ch < {c}; ++ch) {{",
         f"        const int8_t* wc = w + ch * {kh * kw};",
         *_indent(wlocals, 8),
-        f"        for (i = 0; i < {hp * wp}; ++i) s[i] = 0;",
         f"        for (i = 0; i < {h}; ++i)",
         f"            for (jx = 0; jx < {wd}; ++jx) s[(i + {pt}) * {wp} + jx + {pl}] = "
         f"{off.format(i=x_index)};",
