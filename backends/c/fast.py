@@ -103,19 +103,29 @@ IRCOMP_INLINE void ircomp_dot2x2s(const int8_t* w, int32_t wo, const int16_t* c,
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     const int8_t* const end = w + 4 * k4;
-    while (w != end) {
-        const uint32_t wa = ircomp_read_u32(w), wb = ircomp_read_u32(w + wo);
-        const uint32_t wa01 = ircomp_sxtb16(wa), wa23 = ircomp_sxtb16_r8(wa);
-        const uint32_t wb01 = ircomp_sxtb16(wb), wb23 = ircomp_sxtb16_r8(wb);
-        const uint32_t x01 = ircomp_read_u32(c), x23 = ircomp_read_u32(c + 2);
-        const uint32_t y01 = ircomp_read_u32(c + co), y23 = ircomp_read_u32(c + co + 2);
-        a00 = ircomp_smlad(wa23, x23, ircomp_smlad(wa01, x01, a00));
-        a01 = ircomp_smlad(wa23, y23, ircomp_smlad(wa01, y01, a01));
-        a10 = ircomp_smlad(wb23, x23, ircomp_smlad(wb01, x01, a10));
-        a11 = ircomp_smlad(wb23, y23, ircomp_smlad(wb01, y01, a11));
-        w += 4;
-        c += 4;
+    const int8_t* const end2 = w + 8 * (k4 / 2);
+#define IRCOMP_DOT2X2_STEP(d)                                                               \\
+    do {                                                                                    \\
+        const int8_t* const wd = w + 4 * (d);                                               \\
+        const int16_t* const cd = c + 4 * (d);                                              \\
+        const uint32_t wa = ircomp_read_u32(wd), wb = ircomp_read_u32(wd + wo);             \\
+        const uint32_t wa01 = ircomp_sxtb16(wa), wa23 = ircomp_sxtb16_r8(wa);               \\
+        const uint32_t wb01 = ircomp_sxtb16(wb), wb23 = ircomp_sxtb16_r8(wb);               \\
+        const uint32_t x01 = ircomp_read_u32(cd), x23 = ircomp_read_u32(cd + 2);            \\
+        const uint32_t y01 = ircomp_read_u32(cd + co), y23 = ircomp_read_u32(cd + co + 2);  \\
+        a00 = ircomp_smlad(wa23, x23, ircomp_smlad(wa01, x01, a00));                        \\
+        a01 = ircomp_smlad(wa23, y23, ircomp_smlad(wa01, y01, a01));                        \\
+        a10 = ircomp_smlad(wb23, x23, ircomp_smlad(wb01, x01, a10));                        \\
+        a11 = ircomp_smlad(wb23, y23, ircomp_smlad(wb01, y01, a11));                        \\
+    } while (0)
+    while (w != end2) { /* two groups of 4 per pass, then an odd last group */
+        IRCOMP_DOT2X2_STEP(0);
+        IRCOMP_DOT2X2_STEP(1);
+        w += 8;
+        c += 8;
     }
+    if (w != end) IRCOMP_DOT2X2_STEP(0);
+#undef IRCOMP_DOT2X2_STEP
     acc[0] = a00;
     acc[1] = a01;
     acc[2] = a10;
