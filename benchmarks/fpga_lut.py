@@ -245,7 +245,6 @@ class Bench:
         dont_cares: bool = False,
         synth: tuple[str, ...] = ("generic",),
         max_inputs: int = 12,
-        per_layer: bool = False,
     ) -> Row:
         """`build_fpga_lut` of a trained network; LUTs, depth, accuracy, seconds."""
         from ircomp.backends.verilog.build import FpgaLutOptions, build_fpga_lut
@@ -281,11 +280,10 @@ class Bench:
             "synth_s": report["seconds"]["synthesize"],
             "simulation": report["simulation"],
             "out": out,
-            "modules": [layer["module"] for layer in report["layers"]],
             "top": report["netlist"]["top"],
         }
-        if per_layer:
-            row["layers"] = self.per_layer(row)
+        if "generic" in synth:  # each layer module synthesized alone by the build
+            row["layers"] = [layer["generic_luts"] for layer in report["layers"]]
         self.say(
             f"  {net.key} {variant}: accuracy {row['accuracy']:.4f}, "
             + ", ".join(f"{k} {v['luts']} LUTs depth {v['depth']}" for k, v in row["synth"].items())
@@ -299,28 +297,10 @@ class Bench:
 
         with self.step(f"yosys {flow} {row['net']} {row['variant']}"):
             start = time.perf_counter()
-            rep = synthesize(_design(row["out"]), top=row["top"], flow=flow, timeout=1800)
+            rep = synthesize(row["out"], top=row["top"], flow=flow, timeout=1800)
             row["synth_s"] += time.perf_counter() - start
             row["build_s"] = round(row["build_s"] + time.perf_counter() - start, 1)
         row["synth"][flow] = _synth_row(rep.as_dict())
-
-    def per_layer(self, row: Row) -> list[Row]:
-        """Each layer module synthesized alone with the generic flow."""
-        from ircomp.backends.verilog import synthesize
-
-        layers = []
-        for module in row["modules"]:
-            rep = synthesize(_design(row["out"]), top=module, flow="generic", timeout=1800)
-            layers.append({"module": module, "luts": rep.luts, "depth": rep.depth})
-        return layers
-
-
-def _design(folder: Path) -> dict[str, str]:
-    """The Verilog design files of a build folder, without the testbench (`synthesize` on a
-    folder keeps `tb_<top>.v` of the whole design when `top` is a layer module)."""
-    return {
-        p.name: p.read_text() for p in sorted(folder.glob("*.v")) if not p.name.startswith("tb_")
-    }
 
 
 def _synth_row(s: dict[str, Any]) -> Row:
@@ -358,7 +338,7 @@ def part_same(bench: Bench, quick: bool) -> list[Row]:
     variants = QUICK_VARIANTS if quick else SAME_VARIANTS
     for net in same_network_nets(quick):
         for name, kw in variants:
-            row = bench.build(net, _slug(name), synth=flows, per_layer=True, **kw)
+            row = bench.build(net, _slug(name), synth=flows, **kw)
             row["name"], row["label"] = name, net.label
             rows.append(row)
     return rows
@@ -476,7 +456,7 @@ def render_same(rows: list[Row]) -> list[str]:
         rom = _lut(base, "generic")
         for r in sub:
             g, x = r["synth"]["generic"], r["synth"].get("xilinx")
-            layers = [layer["luts"] for layer in r.get("layers", [])]
+            layers = r.get("layers", [])
             share = f" ({100 * layers[-1] / sum(layers):.0f}%)" if layers and sum(layers) else ""
             per = " / ".join(map(str, layers)) + share
             emitted = "-" if r["variant"] == "case-rom" else str(sum(r["emitted"]))

@@ -392,7 +392,9 @@ def _add_fpga_lut_options(build: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--synth", default="generic,xilinx", help="yosys flows: generic, xilinx, or none"
     )
-    group.add_argument("--jobs", type=int, default=2, help="parallel minimization jobs")
+    group.add_argument(
+        "--jobs", type=int, default=2, help="parallel minimization and yosys jobs (0: all cores)"
+    )
 
 
 def _add_requant_mode(parser: argparse.ArgumentParser) -> None:

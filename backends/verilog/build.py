@@ -12,9 +12,11 @@ at once (`report.json`, `report.md`, the Verilog, the testbench, the minimized I
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +26,16 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.ir import SSAValue
 
+from ircomp.backends.verilog import (
+    Netlist,
+    SynthReport,
+    emit_verilog,
+    find_tool,
+    lint,
+    simulate,
+    synthesize,
+    write_testbench,
+)
 from ircomp.dialects import logic, nn
 from ircomp.dialects.nn import op_name
 from ircomp.errors import InputError, IrcompError
@@ -286,8 +298,6 @@ def build_fpga_lut(
     model: Path | None, out: Path, options: FpgaLutOptions, requant_mode: str = "onnx"
 ) -> dict[str, Any]:
     """Build, verify and measure; writes `out/` whole and returns the report."""
-    from ircomp.backends.verilog import emit_verilog, lint, simulate, synthesize, write_testbench
-
     _check_options(options)
     stages = Stages(STAGE_NAMES, options.progress)
     report: dict[str, Any] = {"model": str(model) if model else "built-in digits example"}
@@ -329,14 +339,12 @@ def build_fpga_lut(
                     f"verilator lint warnings on the generated Verilog:\n{linted.output}"
                 )
         with stages.stage("simulate"):
-            report["simulation"] = _simulate(design, netlist.top, options.simulator, simulate)
+            report["simulation"] = _simulate(design, netlist.top, options.simulator)
         with stages.stage("synthesize"):
-            report["synthesis"] = {
-                flow: synthesize(netlist.files, top=netlist.top, flow=flow).as_dict()
-                for flow in options.synth_flows
-            }
+            whole, layers = synthesize_design(netlist, options.synth_flows, options.jobs)
+            report["synthesis"] = {flow: rep.as_dict() for flow, rep in whole.items()}
         report["netlist"] = netlist.report()
-        report["layers"] = _merge_layers(_layer_rows(minimized), netlist.report()["layers"])
+        report["layers"] = _merge_layers(_layer_rows(minimized), netlist.report()["layers"], layers)
         report["options"] = asdict(options)
         report["seconds"] = {**stages.seconds, "passes": pass_seconds}
         files.update(design)
@@ -365,8 +373,6 @@ def _check_options(options: FpgaLutOptions) -> None:
 
 def _check_tools(options: FpgaLutOptions) -> None:
     """Fail before any work when a tool the options need is missing (names its package)."""
-    from ircomp.backends.verilog import find_tool
-
     tools = ["verilator"]  # lint
     if options.simulator in ("iverilog", "both"):
         tools += ["iverilog", "vvp"]
@@ -376,7 +382,7 @@ def _check_tools(options: FpgaLutOptions) -> None:
         find_tool(tool)
 
 
-def _simulate(design: dict[str, str], top: str, which: str, simulate: Any) -> dict[str, Any]:
+def _simulate(design: dict[str, str], top: str, which: str) -> dict[str, Any]:
     simulators = ("iverilog", "verilator") if which == "both" else (which,)
     out: dict[str, Any] = {}
     for name in simulators:
@@ -392,19 +398,43 @@ def _simulate(design: dict[str, str], top: str, which: str, simulate: Any) -> di
     return out
 
 
-def _merge_layers(ir_rows: list[dict[str, Any]], emitted: Any) -> list[dict[str, Any]]:
+def synthesize_design(
+    netlist: Netlist, flows: Sequence[str], jobs: int
+) -> tuple[dict[str, SynthReport], list[SynthReport] | None]:
+    """yosys on the whole design in each flow and, with the generic flow, on each layer module
+    alone (per-layer LUTs and depth); up to `jobs` yosys processes at once (0: one per core)."""
+    tasks = [(flow, netlist.top) for flow in flows]
+    if "generic" in flows:
+        tasks += [("generic", layer.module) for layer in netlist.layers]
+    workers = max(1, min(len(tasks), jobs or os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(synthesize, netlist.files, top=top, flow=flow) for flow, top in tasks
+        ]
+        results = [future.result() for future in futures]
+    whole = dict(zip(flows, results[: len(flows)], strict=True))
+    return whole, (results[len(flows) :] if "generic" in flows else None)
+
+
+def _merge_layers(
+    ir_rows: list[dict[str, Any]], emitted: Any, synthesized: list[SynthReport] | None
+) -> list[dict[str, Any]]:
     merged = []
-    for row, info in zip(ir_rows, emitted, strict=True):
-        merged.append(
-            {
-                **row,
-                "module": info["module"],
-                "emitted_luts": info["luts"],
-                "emitted_depth": info["depth"],
-                "case_roms": info["roms"],
-                "registered": info["registered"],
-            }
-        )
+    for i, (row, info) in enumerate(zip(ir_rows, emitted, strict=True)):
+        layer = {
+            **row,
+            "module": info["module"],
+            "emitted_luts": info["luts"],
+            "emitted_depth": info["depth"],
+            "case_roms": info["roms"],
+            "comparators": info["comparators"],
+            "registered": info["registered"],
+            "register_bits": info["register_bits"],
+        }
+        if synthesized is not None:
+            layer["generic_luts"] = synthesized[i].luts
+            layer["generic_depth"] = synthesized[i].depth
+        merged.append(layer)
     return merged
 
 
@@ -418,6 +448,15 @@ def _registers(stages: int) -> str:
     if stages == 0:
         return "none, combinational"
     return "after every layer" if stages == 1 else f"after every {stages} layers"
+
+
+def _emitted(row: dict[str, Any]) -> str:
+    """What the layer was written as: LUTs, case ROMs or comparators."""
+    if row["op"] == "logic.table":
+        return f"- | {row['case_roms']} case ROMs"
+    if row["op"] == "logic.threshold":
+        return f"- | {row['comparators']} comparators"
+    return f"{row['emitted_luts']} LUT6, depth {row['emitted_depth']} | LUT network"
 
 
 def _percent(value: float | None) -> str:
@@ -435,14 +474,15 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{_percent(acc['float'])}, quantized model (golden interpreter) "
         f"{_percent(acc['quantized_model'])}, netlist {_percent(acc['netlist'])}.",
         "",
-        "| layer | op | neurons | in bits | out bits | LUTs (emitted) | depth | case ROMs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| layer | op | neurons | in bits | out bits | LUTs (generic) | LUT depth | FFs "
+        "| emitted | realization |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["layers"]:
         lines.append(
             f"| {row['name'] or row['module']} | {row['op']} | {row['neurons']} | "
-            f"{row['input_bits']} | {row['output_bits']} | {row['emitted_luts']} | "
-            f"{row['emitted_depth']} | {row['case_roms']} |"
+            f"{row['input_bits']} | {row['output_bits']} | {row.get('generic_luts', '-')} | "
+            f"{row.get('generic_depth', '-')} | {row['register_bits']} | {_emitted(row)} |"
         )
     lines += ["", "| synthesis flow | LUTs | FFs | MUXF7/F8 | LUT depth |", "|---|---|---|---|---|"]
     for flow, synth in report["synthesis"].items():

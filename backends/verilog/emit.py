@@ -89,6 +89,7 @@ class Netlist:
                     "comparators": info.comparators,
                     "acc_bits": info.acc_bits,
                     "registered": info.registered,
+                    "register_bits": info.output_bits if info.registered else 0,
                 }
                 for info in self.layers
             ],

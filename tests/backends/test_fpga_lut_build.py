@@ -71,6 +71,11 @@ def test_case_rom_baseline_builds_and_simulates_bit_exact(
     assert [row["op"] for row in report["layers"]] == ["logic.table", "logic.table"]
     assert [row["case_roms"] for row in report["layers"]] == [8, 6]
     assert report["synthesis"]["generic"]["luts"] > 0
+    assert all(row["generic_luts"] > 0 for row in report["layers"])  # each module alone
+    registers = [row["register_bits"] for row in report["layers"]]
+    assert registers == [row["neurons"] * row["output_bits"] for row in report["layers"]]
+    # registers + the valid pipeline, less the output bits yosys finds constant
+    assert 2 < report["synthesis"]["generic"]["ffs"] <= sum(registers) + 2
     assert report["netlist"]["latency_cycles"] == 2
     assert "netlist 2" not in capsys.readouterr().err
     assert {"report.md", "netlist.mlir", "tb_ircomp_top.v", "ircomp_top.v"} <= {

@@ -393,7 +393,7 @@ def test_lint_clean(stages: int) -> None:
         ("layer_0", "layer_0_top"),
         ("u", "u"),
         ("module", "module_"),
-        ("T1", "T1_top"),
+        ("T1", "T1"),
     ],
 )
 def test_top_names_that_clash_with_generated_ones(top: str, legal: str) -> None:
