@@ -2024,7 +2024,10 @@ class _Generator:
         if len(mac.operands) > 2:
             params.append(("b", mac.operands[2], False))
         params.append(("y", rq.results[0], True))
-        helpers = (*fast_kernels.helpers_for(self.fast[rq]), *store.helpers)
+        helpers = (
+            *fast_kernels.helpers_for(self.fast[rq], mac, lambda v: self.vals[v].shape),
+            *store.helpers,
+        )
         return _Kernel(
             params, body, helpers=helpers, consts=store.consts, scratch=self._scratch_bytes(rq) > 0
         )

@@ -131,7 +131,7 @@ IRCOMP_INLINE void ircomp_dot2x2s(const int8_t* w, int32_t wo, const int16_t* c,
     acc[2] = a10;
     acc[3] = a11;
 }""",
-    "dot2x1": """\
+    "sxtab16": """\
 /* SXTAB16: a + the sign-extended bytes 0 and 2 of x, per 16-bit half. */
 static uint32_t ircomp_sxtab16(uint32_t a, uint32_t x)
 {
@@ -141,8 +141,8 @@ static uint32_t ircomp_sxtab16(uint32_t a, uint32_t x)
     const uint32_t e = ircomp_sxtb16(x);
     return ((a + e) & 0xffffu) | (((a >> 16) + (e >> 16)) << 16);
 #endif
-}
-
+}""",
+    "dot2x1": """\
 /* acc[i] += row_i . (x - zp) over k4 groups of 4 int8 (rows and x in natural order; both
  * split into the pairs (0, 2) and (1, 3)); offset = (-zp) in both halves. */
 IRCOMP_INLINE void ircomp_dot2x1(const int8_t* w0, const int8_t* w1, const int8_t* x,
@@ -247,21 +247,27 @@ HELPER_DEPS = {
     "simd": ("wrap_i32", "inline"),
     "sxtb16r8": ("simd",),
     "dot2x2s": ("sxtb16r8",),
-    "dot2x1": ("simd",),  # IRCOMP_INLINE (simd): no unused-function warning when unused
+    "sxtab16": ("simd",),
+    "dot2x1": ("sxtab16",),
     "frq": ("wrap_i32", "inline"),
     "pack16": ("simd",),
     "sat_i8": ("simd",),
-    "dot4x1": ("dot2x1", "sxtb16r8"),
+    "dot4x1": ("sxtab16", "sxtb16r8"),
 }
 
 
-def helpers_for(kind: str) -> tuple[str, ...]:
-    """The C helpers a fast kernel of `kind` calls."""
-    return {
-        "conv": ("wrap_i32", "dot2x2s"),
-        "linear": ("wrap_i32", "dot2x1", "dot4x1"),
-        "dw": ("wrap_i32", "pack16"),
-    }.get(kind, ("wrap_i32",))
+def helpers_for(kind: str, mac: Operation, shape_of: Callable) -> tuple[str, ...]:
+    """The C helpers the fast kernel of `kind` for `mac` calls (exactly those: unused static
+    functions are warnings, errors under -Werror)."""
+    if kind == "conv":
+        return ("wrap_i32", "dot2x2s")
+    if kind == "linear":
+        out_f = shape_of(mac.operands[1])[0]
+        four = ("dot4x1",) if out_f >= 4 else ()
+        return ("wrap_i32", *four, *(("dot2x1",) if out_f % 4 else ()))
+    if kind == "dw" and _dw_paired(mac, shape_of):
+        return ("wrap_i32", "pack16")
+    return ("wrap_i32",)
 
 
 def _is_i8(value) -> bool:  # type: ignore[no-untyped-def]
@@ -396,6 +402,7 @@ def _linear_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[
         *_indent(tail, 4),
         "    for (r = 0; r < 4; ++r) {",
         "        const int32_t oc = o + r;",
+        "        (void)oc; /* unused by a per-tensor requantization */",
         *_indent(store(f"y[m * {out_f} + oc]", "acc[r]", "oc"), 8),
         "    }",
         "}",
@@ -412,10 +419,12 @@ def _linear_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[
         *_indent(tail2, 4),
         "    {",
         "        const int32_t oc = o;",
+        "        (void)oc; /* unused by a per-tensor requantization */",
         *_indent(store(f"y[m * {out_f} + oc]", "acc[0]", "oc"), 8),
         "    }",
         "    if (o1 != o) {",
         "        const int32_t oc = o1;",
+        "        (void)oc; /* unused by a per-tensor requantization */",
         *_indent(store(f"y[m * {out_f} + oc]", "acc[1]", "oc"), 8),
         "    }",
         "}",
@@ -457,6 +466,7 @@ def _conv_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[no
         block = [
             "{",
             f"    const int32_t oc = {'o1' if jo else 'oc0'};",
+            "    (void)oc; /* unused by a per-tensor requantization */",
             *_indent(store(target, f"acc[{2 * jo + jp}]", "oc"), 4),
             "}",
         ]
@@ -543,6 +553,13 @@ def _conv_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[no
     ]
 
 
+def _dw_paired(mac: Operation, shape_of: Callable) -> bool:
+    """Whether the depthwise window's horizontally adjacent taps are paired into dual MACs."""
+    _, _, kh, kw = shape_of(mac.operands[1])
+    dw = mac.get("dilations")[1]  # type: ignore[attr-defined]
+    return kh * kw <= UNROLL_LIMIT and dw == 1 and kw >= 2
+
+
 def _dw_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[no-untyped-def]
     n, c, h, wd = shape_of(mac.operands[0])
     _, _, kh, kw = shape_of(mac.operands[1])
@@ -553,7 +570,7 @@ def _dw_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[no-u
     hp, wp = _dw_plane(mac, shape_of)
     x_index = f"((ni * {c} + ch) * {h} + i) * {wd} + jx"
     wlocals: list[str] = []
-    paired = kh * kw <= UNROLL_LIMIT and dw == 1 and kw >= 2
+    paired = _dw_paired(mac, shape_of)
     if paired:
         # taps (kx, kx + 1) of a window row as one dual MAC: the weight pair packed once per
         # channel, the two adjacent int16 activations read as one (unaligned) word
@@ -611,6 +628,7 @@ def _dw_body(mac, shape_of, store, off, bias) -> list[str]:  # type: ignore[no-u
         "                }",
         "                {",
         "                    const int32_t oc = ch;",
+        "                    (void)oc; /* unused by a per-tensor requantization */",
         *_indent(
             store(f"y[((ni * {c} + ch) * {oh} + oy) * {ow} + ox]", "ircomp_wrap_i32(acc)", "oc"),
             20,

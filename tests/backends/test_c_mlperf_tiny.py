@@ -251,10 +251,13 @@ def test_float_islands_match_interpreter(tmp_path: Path) -> None:
 def check_fast(program, folder: Path, inputs) -> str:  # type: ignore[no-untyped-def]
     """Build with kernels="fast", compile with gcc, run the golden-vector harness."""
     build(program, folder, inputs=inputs, kernels="fast")
-    proc = run_tool(["gcc", *CFLAGS, "-o", "fast_test", "main.c", "model.c", "-lm"], folder)
-    assert proc.returncode == 0, proc.stderr
-    proc = run_tool(["./fast_test"], folder)
-    assert proc.returncode == 0 and " 0 mismatches" in proc.stdout, proc.stdout + proc.stderr
+    # clang too where installed: it also warns about unused static inline helpers
+    for cc in ["gcc", *(["clang"] if shutil.which("clang") else [])]:
+        exe = f"fast_test_{cc}"
+        proc = run_tool([cc, *CFLAGS, "-o", exe, "main.c", "model.c", "-lm"], folder)
+        assert proc.returncode == 0, proc.stderr
+        proc = run_tool([f"./{exe}"], folder)
+        assert proc.returncode == 0 and " 0 mismatches" in proc.stdout, proc.stdout + proc.stderr
     return (folder / "model.c").read_text()
 
 
@@ -350,6 +353,26 @@ def fast_cases_program_2(mode: str) -> tuple[Program, list[np.ndarray]]:
     program = g.finish([out, t])
     inputs = [rng.integers(-128, 128, size=(1, 4, 10, 11)).astype(np.int8)]
     return program, inputs
+
+
+def test_fast_kernels_emit_only_the_helpers_they_call(tmp_path: Path) -> None:
+    """A depthwise conv without tap pairs (3x1 window) and a linear with 3 outputs: no
+    `ircomp_pack16` or `ircomp_dot4x1` is emitted (unused static functions fail -Werror)."""
+    rng = np.random.default_rng(23)
+    g = GraphBuilder()
+    x = g.input([1, 3, 6, 5], I8)
+    wd = g.weight("d.w", rng.integers(-127, 128, size=(3, 1, 3, 1)), I8)
+    d = g.op(nn.Conv2dOp, [x, wd], I32, groups=3, padding=[1, 0, 1, 0], input_zero_point=7)
+    y = g.op(nn.RequantizeOp, [d], I8, scale=[0.01], zero_point=[1], mode="integer")
+    f = g.op(nn.ReshapeOp, [y], shape=[1, -1])
+    wl = g.weight("l.w", rng.integers(-127, 128, size=(3, 90)), I8)
+    lin = g.op(nn.LinearOp, [f, wl], I32, input_zero_point=1)
+    out = g.op(nn.RequantizeOp, [lin], I8, scale=[0.002], zero_point=[0], mode="integer")
+    program = g.finish([out])
+    inputs = [rng.integers(-128, 128, size=(1, 3, 6, 5)).astype(np.int8)]
+    text = check_fast(program, tmp_path / "m", inputs)
+    assert "ircomp_dot2x1(" in text and "ircomp_frq(" in text
+    assert "ircomp_pack16" not in text and "ircomp_dot4x1" not in text
 
 
 @pytest.mark.parametrize("mode", sorted(REFERENCE))
