@@ -1,8 +1,8 @@
 """C backend on the MLPerf Tiny int8 models: generated C compiled with the host gcc runs all 20
 reference inputs and matches onnxruntime (mode "onnx") and TFLite Micro (mode "integer") bit for
 bit, with the portable, the fast (`kernels="fast"`, dual 16-bit MAC) and the vector (host SIMD,
-also built with -O3 -march=native) kernels; ad, kws and ic
-also on the Cortex-M4 under QEMU, where the fast kernels use the DSP instructions. Arenas are
+also built with -O3 -march=native) kernels; all four with the fast kernels (ad and kws also
+portable) on the Cortex-M4 under QEMU, where the fast kernels use the DSP instructions. Arenas are
 held to TFLite Micro's. Plus the new C kernels (nn.qadd, nn.qsoftmax, fused MAC + requantize,
 fast conv / depthwise / linear with odd shapes) on small programs against the golden
 interpreter."""
@@ -138,7 +138,7 @@ def test_arena_is_below_tflite_micro(model: str, mode: str) -> None:
 @needs_arm
 @pytest.mark.parametrize(
     ("model", "kernels"),
-    [("ad", "portable"), ("kws", "portable"), ("ad", "fast"), ("kws", "fast"), ("ic", "fast")],
+    [("ad", "portable"), ("kws", "portable"), *((m, "fast") for m in ("ad", "kws", "ic", "vww"))],
 )
 def test_cortex_m4_matches_tflite_micro_on_all_inputs(
     tmp_path: Path, model: str, kernels: str
