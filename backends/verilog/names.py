@@ -59,7 +59,7 @@ def identifier(name: str, fallback: str = "m") -> str:
 RESERVED = re.compile(
     r"clk|rst|valid_in|valid_out|x|y|a|q|dut|inputs|expected|applied|cycle|sent|checked|passed"
     r"|failed|N|LATENCY|RESET_CYCLES|BUBBLE_PERIOD|REPORT|MAX_CYCLES|_unused_ok"
-    r"|l\d+_y|s\d+_y|v\d+|n\d+|layer_\d+|neuron_\d+|acc\d+|ge\d+_\d+|ps\d+_\d+"
+    r"|l\d+_y|s\d+_y|v\d+|n\d+|i\d+|layer_\d+|neuron_\d+|acc\d+|ge\d+_\d+|ps\d+_\d+"
 )
 
 
