@@ -453,10 +453,10 @@ def _registers(stages: int) -> str:
 def _emitted(row: dict[str, Any]) -> str:
     """What the layer was written as: LUTs, case ROMs or comparators."""
     if row["op"] == "logic.table":
-        return f"- | {row['case_roms']} case ROMs"
+        return f"{row['case_roms']} case ROMs"
     if row["op"] == "logic.threshold":
-        return f"- | {row['comparators']} comparators"
-    return f"{row['emitted_luts']} LUT6, depth {row['emitted_depth']} | LUT network"
+        return f"{row['comparators']} comparators"
+    return f"{row['emitted_luts']} LUT6, depth {row['emitted_depth']}"
 
 
 def _percent(value: float | None) -> str:
@@ -474,9 +474,9 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{_percent(acc['float'])}, quantized model (golden interpreter) "
         f"{_percent(acc['quantized_model'])}, netlist {_percent(acc['netlist'])}.",
         "",
-        "| layer | op | neurons | in bits | out bits | LUTs (generic) | LUT depth | FFs "
-        "| emitted | realization |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| layer | op | neurons | bits/code in | bits/code out | LUTs (generic) | LUT depth | FFs "
+        "| emitted |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["layers"]:
         lines.append(
