@@ -495,4 +495,6 @@ def quantize_scaled(
     """scale * fmt.quantize(x / scale), scale per tensor (scalar) or per channel along `axis`."""
     values = as_float_array(x)
     scales = check_scale(scale, values.shape, axis)
-    return scales * fmt.quantize(values / scales)
+    with np.errstate(over="ignore"):  # x / scale beyond float range: +-inf, which saturates
+        scaled = values / scales
+    return scales * fmt.quantize(scaled)
