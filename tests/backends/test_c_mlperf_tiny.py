@@ -10,6 +10,7 @@ interpreter."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -261,6 +262,33 @@ def check_fast(program, folder: Path, inputs) -> str:  # type: ignore[no-untyped
     return (folder / "model.c").read_text()
 
 
+@dataclass
+class _RandomInt8Ops:
+    """Random int8 weights, int32 biases and per-channel requantizations on a GraphBuilder."""
+
+    g: GraphBuilder
+    rng: np.random.Generator
+    mode: str
+
+    def w(self, name: str, shape: tuple[int, ...]) -> SSAValue:
+        return self.g.weight(name, self.rng.integers(-127, 128, size=shape), I8)
+
+    def bias(self, name: str, n: int) -> SSAValue:
+        return self.g.weight(name, self.rng.integers(-2000, 2000, size=(n,)), I32)
+
+    def rq(self, acc: SSAValue, zp: int, lo: float = 0.002, hi: float = 0.02) -> SSAValue:
+        channels = acc.type.get_shape()[1]  # type: ignore[attr-defined]
+        return self.g.op(
+            nn.RequantizeOp,
+            [acc],
+            I8,
+            scale=list(self.rng.uniform(lo, hi, size=channels)),
+            zero_point=[zp],
+            axis=1,
+            mode=self.mode,
+        )
+
+
 def fast_cases_program(mode: str) -> tuple[Program, list[np.ndarray]]:
     """Fused MAC + requantize in every fast kernel and odd shape: conv (K = 27, not a multiple
     of 4; 5 output channels; an odd pixel count; stride 2, dilation, asymmetric padding),
@@ -269,24 +297,8 @@ def fast_cases_program(mode: str) -> tuple[Program, list[np.ndarray]]:
     4, 7 outputs, 2 rows, no bias)."""
     rng = np.random.default_rng(21)
     g = GraphBuilder()
-
-    def w(name: str, shape: tuple[int, ...]) -> SSAValue:
-        return g.weight(name, rng.integers(-127, 128, size=shape), I8)
-
-    def bias(name: str, n: int) -> SSAValue:
-        return g.weight(name, rng.integers(-2000, 2000, size=(n,)), I32)
-
-    def rq(acc: SSAValue, zp: int) -> SSAValue:
-        channels = acc.type.get_shape()[1]  # type: ignore[attr-defined]
-        return g.op(
-            nn.RequantizeOp,
-            [acc],
-            I8,
-            scale=list(rng.uniform(0.002, 0.02, size=channels)),
-            zero_point=[zp],
-            axis=1,
-            mode=mode,
-        )
+    ops = _RandomInt8Ops(g, rng, mode)
+    w, bias, rq = ops.w, ops.bias, ops.rq
 
     x = g.input([1, 3, 7, 9], I8)
     conv = dict(strides=[2, 2], padding=[1, 0, 2, 1], dilations=[1, 2], input_zero_point=5)
@@ -313,24 +325,8 @@ def fast_cases_program_2(mode: str) -> tuple[Program, list[np.ndarray]]:
     with 6 outputs (four rows at a time, then two), a batch of 3 rows."""
     rng = np.random.default_rng(22)
     g = GraphBuilder()
-
-    def w(name: str, shape: tuple[int, ...]) -> SSAValue:
-        return g.weight(name, rng.integers(-127, 128, size=shape), I8)
-
-    def bias(name: str, n: int) -> SSAValue:
-        return g.weight(name, rng.integers(-2000, 2000, size=(n,)), I32)
-
-    def rq(acc: SSAValue, zp: int, lo: float = 0.002, hi: float = 0.02) -> SSAValue:
-        channels = acc.type.get_shape()[1]  # type: ignore[attr-defined]
-        return g.op(
-            nn.RequantizeOp,
-            [acc],
-            I8,
-            scale=list(rng.uniform(lo, hi, size=channels)),
-            zero_point=[zp],
-            axis=1,
-            mode=mode,
-        )
+    ops = _RandomInt8Ops(g, rng, mode)
+    w, bias, rq = ops.w, ops.bias, ops.rq
 
     x = g.input([1, 4, 10, 11], I8)
     conv = dict(padding=[1, 1, 1, 1])
