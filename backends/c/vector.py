@@ -11,6 +11,9 @@ multiply-accumulate fused with its requantization, bit-exact with the portable k
 * `vdw`: depthwise `nn.conv2d`: each channel's plane copied into int16 scratch, offset and
   padded; with stride 1 every output of the plane (the padded columns included, then dropped)
   is one flat loop of the unrolled window, otherwise one loop per output row;
+* `vdwr` / `vdwc`: depthwise on the channel-last padded input (a row of output pixels, or one
+  pixel, at a time); with AVX-512BW 32 int16 positions per step, two `vpdpwssd` per tap (all
+  pairs, and the even positions with the odd weights masked off; odd = difference);
 * `vlinear`: `nn.linear`: the input rows offset into int16, four output rows per pass of
   `ircomp_vdot4x1`.
 
@@ -50,14 +53,16 @@ CTYPES = ("int8_t", "uint8_t", "int16_t", "uint16_t")
 
 VMBQM = """\
 /* ircomp_mbqm for a multiplier >= 0 and 0 <= left < 32 (the saturating case of the high
- * multiply cannot occur), written without branches so that loops calling it vectorize. */
+ * multiply cannot occur), written without branches so that loops calling it vectorize. The
+ * high multiply's (ab + nudge) / 2^31 (nudge 2^30 or 1 - 2^30 by the sign of ab, truncating)
+ * equals floor((ab + 2^30) / 2^31) for every ab: bits 31..62 of ab + 2^30 (no sign test, no
+ * 64-bit division; |ab| < 2^62). */
 static int32_t ircomp_vmbqm(int32_t x, int32_t mult, int32_t left, int32_t right)
 {
     const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
     const int32_t xs = ircomp_wrap_i32((uint32_t)x << left);
     const int64_t ab = (int64_t)xs * mult;
-    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    const int32_t h = (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    const int32_t h = ircomp_wrap_i32((uint32_t)((uint64_t)(ab + ((int64_t)1 << 30)) >> 31));
     const int32_t rem = (int32_t)((uint32_t)h & (uint32_t)mask);
     const int32_t threshold = (mask >> 1) + (h < 0 ? 1 : 0);
     const int32_t fl = h >= 0 ? (h >> right) : ~(~h >> right);
@@ -268,6 +273,37 @@ static void ircomp_vmk8x16(const int16_t* restrict w, const int16_t* restrict c,
         for (l = 0; l < 16; ++l) acc[j * ld + l] = a[j][l];
 #endif
 }""",
+    "vdw32": """\
+/* Depthwise taps on 32 int16 lanes (channel-last positions q..q+31) with AVX-512BW: s += the
+ * pairwise sums x[2i] w[2i] + x[2i+1] w[2i+1], e += x[2i] w[2i] (odd weights masked off); the
+ * odd lanes' sums are s - e (int32 wraps; the true sums fit: checked at generation time).
+ * vpdpwssd where the compiler targets AVX-512 VNNI, vpmaddwd + vpaddd otherwise. */
+#if defined(__AVX512BW__)
+#include <immintrin.h>
+#if defined(__AVX512VNNI__)
+#define IRCOMP_VDW_DP(a, x, w) _mm512_dpwssd_epi32(a, x, w)
+#else
+#define IRCOMP_VDW_DP(a, x, w) _mm512_add_epi32(a, _mm512_madd_epi16(x, w))
+#endif
+#define IRCOMP_VDW_TAP(s, e, xa, wa, mk) \\
+    { \\
+        const __m512i xv_ = _mm512_maskz_loadu_epi16(mk, (const void*)(xa)); \\
+        const __m512i wv_ = _mm512_maskz_loadu_epi16(mk, (const void*)(wa)); \\
+        s = IRCOMP_VDW_DP(s, xv_, wv_); \\
+        e = IRCOMP_VDW_DP(e, xv_, _mm512_and_si512(wv_, _mm512_set1_epi32(0xffff))); \\
+    }
+/* acc[0..31] (the lanes of mk) = the 32 sums in position order */
+static void ircomp_vdw_store(__m512i s, __m512i e, __mmask32 mk, int32_t* acc)
+{
+    const __m512i o = _mm512_sub_epi32(s, e);
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi =
+        _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    _mm512_mask_storeu_epi32((void*)acc, (__mmask16)mk, _mm512_permutex2var_epi32(e, lo, o));
+    _mm512_mask_storeu_epi32((void*)(acc + 16), (__mmask16)(mk >> 16),
+                             _mm512_permutex2var_epi32(e, hi, o));
+}
+#endif""",
     "vdot4x1": """\
 /* out[i] = w_i . x for the 4 int16 rows w_i = w + i * kp (kp a multiple of 16). */
 static void ircomp_vdot4x1(const int16_t* restrict w, const int16_t* restrict x, int32_t kp,
@@ -592,7 +628,8 @@ def kernel_body(
         return [note, *body], consts, ("vmk8x16", rows.helper(True))
     if kind in ("vdwc", "vdwr"):
         body = _dwc_body(g, rows, bias, zx, in_nhwc, out_nhwc, kind == "vdwr")
-        return [note, *body], consts, (rows.helper(True),)
+        helpers = ("vdw32", rows.helper(True)) if g["kh"] * g["kw"] <= UNROLL_LIMIT else ()
+        return [note, *body], consts, helpers or (rows.helper(True),)
     return [note, *_dw_body(g, rows, bias, zx)], consts, (rows.helper(),)
 
 
@@ -782,7 +819,23 @@ def _dwc_body(
     offsets = [(ky * dh * wp + kx * dw) * c for ky in range(kh) for kx in range(kw)]
     if taps <= UNROLL_LIMIT:
         terms = " + ".join(f"w[{t * n} + q] * xr[{off} + q]" for t, off in enumerate(offsets))
-        window = [f"for (q = 0; q < {n}; ++q) acc[q] = {terms};"]
+        tail = "" if n % 32 == 0 else f" : ((__mmask32)1 << ({n} - q)) - 1u"
+        mk = "(__mmask32)0xffffffffu" if not tail else f"({n} - q >= 32 ? 0xffffffffu{tail})"
+        window = [
+            "#if defined(__AVX512BW__)",
+            f"for (q = 0; q < {n}; q += 32) {{",
+            f"    const __mmask32 mk = {mk};",
+            "    __m512i vs = _mm512_setzero_si512(), ve = vs;",
+            *(
+                f"    IRCOMP_VDW_TAP(vs, ve, xr + {off} + q, w + {t * n} + q, mk)"
+                for t, off in enumerate(offsets)
+            ),
+            "    ircomp_vdw_store(vs, ve, mk, acc + q);",
+            "}",
+            "#else",
+            f"for (q = 0; q < {n}; ++q) acc[q] = {terms};",
+            "#endif",
+        ]
     else:
         window = [
             f"for (q = 0; q < {n}; ++q) acc[q] = 0;",

@@ -212,3 +212,57 @@ def test_random_quant_graphs_vector(tmp_path_factory, spec) -> None:  # type: ig
     program, inputs = build_program(spec)
     folder = tmp_path_factory.mktemp("v") / "m"
     check_vector(program, folder, inputs, flag_sets=("portable",))
+
+
+def test_vmbqm_equals_mbqm(tmp_path: Path) -> None:
+    """The branch-free ircomp_vmbqm (high multiply as bits 31..62 of ab + 2^30) equals the
+    portable ircomp_mbqm on edge and random operands, every shift, both flag sets."""
+    from ircomp.backends.c.codegen import HELPERS, _add_helper
+
+    names: list[str] = []
+    for name in ("mbqm", "vmbqm"):
+        _add_helper(name, names)
+    rng = np.random.default_rng(0)
+    edges = [-(1 << 31), -(1 << 31) + 1, -(1 << 30), -3, -2, -1, 0, 1, 2, 3, 1 << 30, (1 << 31) - 1]
+    xs = [*edges, *rng.integers(-(1 << 31), 1 << 31, 40).tolist()]
+    xs += rng.integers(-(1 << 16), 1 << 16, 40).tolist()
+    mults = [
+        0,
+        1,
+        1 << 30,
+        (1 << 30) + 1,
+        (1 << 31) - 1,
+        *rng.integers(1 << 30, 1 << 31, 12).tolist(),
+    ]
+    source = "\n".join(
+        [
+            "#include <stdint.h>",
+            "#include <stdio.h>",
+            "#include <string.h>",
+            *dict.fromkeys(HELPERS[n] for n in names),
+            f"static const int32_t xs[] = {{{', '.join(f'(int32_t){x}' for x in xs)}}};",
+            f"static const int32_t ms[] = {{{', '.join(str(m) for m in mults)}}};",
+            "int main(void)",
+            "{",
+            "    long bad = 0, n = 0;",
+            "    unsigned i, j;",
+            "    int32_t s;",
+            "    for (i = 0; i < sizeof xs / sizeof xs[0]; ++i)",
+            "        for (j = 0; j < sizeof ms / sizeof ms[0]; ++j)",
+            "            for (s = -31; s < 32; ++s) {",
+            "                const int32_t l = s > 0 ? s : 0, r = s > 0 ? 0 : -s;",
+            "                bad += ircomp_vmbqm(xs[i], ms[j], l, r) !=",
+            "                       ircomp_mbqm(xs[i], ms[j], s);",
+            "                ++n;",
+            "            }",
+            '    printf("%ld of %ld differ\\n", bad, n);',
+            "    return bad != 0;",
+            "}",
+        ]
+    )
+    (tmp_path / "t.c").write_text(source)
+    for key, flags in FLAG_SETS.items():
+        proc = run_tool(["gcc", *flags, "-Wno-unused-function", "-o", key, "t.c"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        proc = run_tool([f"./{key}"], tmp_path)
+        assert proc.returncode == 0 and proc.stdout.startswith("0 of "), proc.stdout + proc.stderr
