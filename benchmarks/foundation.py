@@ -162,9 +162,7 @@ def pipeline_rows(label: str, passes: str, pipe: dict[str, float]) -> list[str]:
     ]
 
 
-def report(
-    args: argparse.Namespace, ir: dict, interp: dict, pipes: list[tuple[str, dict]]
-) -> str:
+def report(args: argparse.Namespace, ir: dict, interp: dict, pipes: list[tuple[str, dict]]) -> str:
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     return "\n".join(

@@ -110,8 +110,9 @@ def _type_text(value: SSAValue) -> str:
     return str(value.type)
 
 
-def generate(program: Program, *, source: str = "an ircomp program", function: str = "main"
-             ) -> Generated:
+def generate(
+    program: Program, *, source: str = "an ircomp program", function: str = "main"
+) -> Generated:
     """The contents of model.py, model.safetensors and run_example.py for `program`."""
     module = IRModule(program, mode="exact", function=function)
     ctx = Lowering("exact", lambda fmt: None)
@@ -207,7 +208,7 @@ def generate(program: Program, *, source: str = "an ircomp program", function: s
     lines += [
         "",
         "",
-        "def load(path=None, device=\"cpu\"):",
+        'def load(path=None, device="cpu"):',
         '    """The model with its weights (default: model.safetensors beside this file)."""',
         "    model = Model()",
         '    weights = path or Path(__file__).with_name("model.safetensors")',

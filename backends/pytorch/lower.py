@@ -108,8 +108,9 @@ def _mac_codes(op: nn.MacOp, names: tuple[str, str]) -> dict[str, Any]:
     return kw
 
 
-def _mac(op: nn.MacOp, ctx: Lowering, float_fn: str, names: tuple[str, str],
-         extra: dict[str, Any]) -> Call:
+def _mac(
+    op: nn.MacOp, ctx: Lowering, float_fn: str, names: tuple[str, str], extra: dict[str, Any]
+) -> Call:
     ro = repr_of(op.results[0])
     if ro.is_float:
         return Call(float_fn, {**extra, "kind": kind_of(ro)})

@@ -87,7 +87,7 @@ def _gradient_factory(gradient: Gradient) -> Callable[[Any], Any]:
         return clipped_ste
     if callable(gradient):
         hook = gradient
-        return lambda fmt: (lambda u, q: hook(u, q, fmt))
+        return lambda fmt: lambda u, q: hook(u, q, fmt)
     raise InputError(
         f"gradient must be 'ste', 'clipped_ste' or a callable (x, q, fmt) -> grad_scale, "
         f"got {gradient!r}"
@@ -146,9 +146,12 @@ class IRModule(torch.nn.Module):
                 break
             outs = tuple(slots.setdefault(r, len(slots)) for r in op.results)
             if isinstance(op, nn.WeightOp):
-                slot = self._add_weight(program, op, op.result in index_uses,
-                                        op.result in statistics or op.weight_name.data in
-                                        frozen_names)
+                slot = self._add_weight(
+                    program,
+                    op,
+                    op.result in index_uses,
+                    op.result in statistics or op.weight_name.data in frozen_names,
+                )
                 fn, kwargs = self._weight_call(slot, ctx)
                 self._steps.append((fn, (), outs, kwargs, slot.attr))
             else:
@@ -200,8 +203,11 @@ class IRModule(torch.nn.Module):
         if not slot.latent:
             return qat.t_codes, {"posit": posit}
         if posit is not None:
-            return qat.t_weight_posit, {"n": posit[0], "es": posit[1],
-                                        "gradient": ctx.gradient_for(fmt)}
+            return qat.t_weight_posit, {
+                "n": posit[0],
+                "es": posit[1],
+                "gradient": ctx.gradient_for(fmt),
+            }
         lo, hi = rep.code_range()
         return qat.t_weight_grid, {"lo": lo, "hi": hi, "gradient": ctx.gradient_for(fmt)}
 

@@ -97,8 +97,19 @@ def t_qmatmul(a, b, a_zp=0, b_zp=0, b_posit=None, b_frac=0):
     return torch.matmul(_operand(a, a_zp, None, 0), _operand(b, b_zp, b_posit, b_frac))
 
 
-def t_qconv2d(x, w, b=None, strides=(1, 1), padding=(0, 0, 0, 0), dilations=(1, 1), groups=1,
-              x_zp=0, w_zp=0, w_posit=None, w_frac=0):
+def t_qconv2d(
+    x,
+    w,
+    b=None,
+    strides=(1, 1),
+    padding=(0, 0, 0, 0),
+    dilations=(1, 1),
+    groups=1,
+    x_zp=0,
+    w_zp=0,
+    w_posit=None,
+    w_frac=0,
+):
     xm = rt.pad2d(_operand(x, x_zp, None, 0), padding, 0.0)
     return F.conv2d(xm, _operand(w, w_zp, w_posit, w_frac), b, strides, 0, dilations, groups)
 
@@ -124,8 +135,9 @@ def _per_channel(values: Any, axis: int, x: torch.Tensor) -> torch.Tensor:
     return rt.along(list(values), axis, x.dim(), torch.float32, x.device)
 
 
-def t_quantize_grid(x, scale=(1.0,), zero_point=(0,), axis=1, frac=0, lo=0, hi=0,
-                    gradient: GradFn = None):
+def t_quantize_grid(
+    x, scale=(1.0,), zero_point=(0,), axis=1, frac=0, lo=0, hi=0, gradient: GradFn = None
+):
     """Fake quantization into integer / fixp / bit codes: clamp(round(x / s * 2**f) + zp)."""
     u = x / _per_channel(scale, axis, x) * (2.0**frac)
     zp = _per_channel(zero_point, axis, x)
@@ -143,8 +155,9 @@ def t_dequantize(q, scale=(1.0,), zero_point=(0,), axis=1, frac=0, kind="f32"):
     return rt.round_float(value, kind)
 
 
-def t_requantize(x, scale=(1.0,), zero_point=(0,), axis=1, in_zp=0, lo=0, hi=0,
-                 gradient: GradFn = None):
+def t_requantize(
+    x, scale=(1.0,), zero_point=(0,), axis=1, in_zp=0, lo=0, hi=0, gradient: GradFn = None
+):
     u = (x - in_zp) * _per_channel(scale, axis, x)
     zp = _per_channel(zero_point, axis, x)
     return fake_quant(u, grid_rounder(lo - zp, hi - zp), gradient) + zp
@@ -153,8 +166,19 @@ def t_requantize(x, scale=(1.0,), zero_point=(0,), axis=1, in_zp=0, lo=0, hi=0,
 # ---- TFLite integer kernels -------------------------------------------------------------------
 
 
-def t_tflite_add(a, b, lhs_scale=1.0, rhs_scale=1.0, out_scale=1.0, lhs_zp=0, rhs_zp=0, out_zp=0,
-                 lo=-128, hi=127, gradient: GradFn = None):
+def t_tflite_add(
+    a,
+    b,
+    lhs_scale=1.0,
+    rhs_scale=1.0,
+    out_scale=1.0,
+    lhs_zp=0,
+    rhs_zp=0,
+    out_zp=0,
+    lo=-128,
+    hi=127,
+    gradient: GradFn = None,
+):
     """nn.qadd on code values: the real sum of the dequantized operands, fake-quantized to the
     result (the exact kernel's fixed-point rescaling rounds a few times more)."""
     u = ((a - lhs_zp) * lhs_scale + (b - rhs_zp) * rhs_scale) / out_scale

@@ -204,8 +204,9 @@ def matmul(a, b, kind="f32"):
     return round_float(torch.matmul(a, b), kind)
 
 
-def conv2d(x, w, b=None, strides=(1, 1), padding=(0, 0, 0, 0), dilations=(1, 1), groups=1,
-           kind="f32"):
+def conv2d(
+    x, w, b=None, strides=(1, 1), padding=(0, 0, 0, 0), dilations=(1, 1), groups=1, kind="f32"
+):
     """nn.conv2d on floats (padding [top, left, bottom, right])."""
     top, left, bottom, right = padding
     if top == bottom and left == right:
@@ -244,8 +245,21 @@ def qmatmul(a, b, width=32, signed=True, a_zp=0, b_zp=0, b_posit=None, b_frac=0)
     return wrap(acc, width, signed)
 
 
-def qconv2d(x, w, b=None, strides=(1, 1), padding=(0, 0, 0, 0), dilations=(1, 1), groups=1,
-            width=32, signed=True, x_zp=0, w_zp=0, w_posit=None, w_frac=0):
+def qconv2d(
+    x,
+    w,
+    b=None,
+    strides=(1, 1),
+    padding=(0, 0, 0, 0),
+    dilations=(1, 1),
+    groups=1,
+    width=32,
+    signed=True,
+    x_zp=0,
+    w_zp=0,
+    w_posit=None,
+    w_frac=0,
+):
     """nn.conv2d on codes: exact integer cross-correlation (float64 where exact), wrapped."""
     xm = pad2d(mac_operand(x, x_zp), padding, 0)
     wm = mac_operand(w, w_zp, w_posit, w_frac)
@@ -266,7 +280,7 @@ def batchnorm(x, scale, bias, mean, var, epsilon=1e-5, kind="f32"):
 
 
 def layernorm(x, scale, bias=None, axis=-1, epsilon=1e-5, kind="f32"):
-    dims = x.shape[axis % x.dim():]
+    dims = x.shape[axis % x.dim() :]
     y = F.layer_norm(x, dims, scale, bias, epsilon)
     return y if kind == "f32" else round_float(y, kind)
 
@@ -391,8 +405,9 @@ def reduce_max(x, axes=(), keepdims=True):
     return torch.amax(x, dim=list(axes), keepdim=keepdims)
 
 
-def maxpool2d(x, kernel=(1, 1), strides=(1, 1), padding=(0, 0, 0, 0), dilations=(1, 1),
-              ceil_mode=False):
+def maxpool2d(
+    x, kernel=(1, 1), strides=(1, 1), padding=(0, 0, 0, 0), dilations=(1, 1), ceil_mode=False
+):
     """Max over windows; padding never wins. Codes go through float64 (exact)."""
     codes = not x.is_floating_point()
     v = x.double() if codes else x
@@ -401,14 +416,22 @@ def maxpool2d(x, kernel=(1, 1), strides=(1, 1), padding=(0, 0, 0, 0), dilations=
     return y.long() if codes else y
 
 
-def avgpool2d(x, kernel=(1, 1), strides=(1, 1), padding=(0, 0, 0, 0), ceil_mode=False,
-              count_include_pad=False, kind="f32"):
+def avgpool2d(
+    x,
+    kernel=(1, 1),
+    strides=(1, 1),
+    padding=(0, 0, 0, 0),
+    ceil_mode=False,
+    count_include_pad=False,
+    kind="f32",
+):
     """Mean over windows (floats); codes round half away from zero."""
     codes = not x.is_floating_point()
     v, out_hw = window_pad(x.double(), kernel, strides, padding, [1, 1], ceil_mode, 0.0)
     sums = F.avg_pool2d(v, kernel, strides, 0, divisor_override=1)
-    counts = average_counts(x.shape[2:], kernel, strides, padding, out_hw, count_include_pad,
-                            x.device)
+    counts = average_counts(
+        x.shape[2:], kernel, strides, padding, out_hw, count_include_pad, x.device
+    )
     if codes:
         return rounding_average(torch.round(sums).long(), counts)
     return round_float(sums / counts, kind)
@@ -448,8 +471,7 @@ def slice_(x, starts=(), ends=(), axes=(), steps=()):
         if step == 1:
             x = x.narrow(axis, index.start, len(index))
         else:
-            x = x.index_select(axis, torch.tensor(list(index), dtype=torch.int64,
-                                                  device=x.device))
+            x = x.index_select(axis, torch.tensor(list(index), dtype=torch.int64, device=x.device))
     return x
 
 
@@ -469,7 +491,7 @@ def gather(data, indices, axis=0):
     if idx.numel() and (int(idx.min()) < -size or int(idx.max()) >= size):
         raise ValueError(f"gather index out of range [{-size}, {size - 1}] on axis {axis}")
     taken = data.index_select(axis, (idx % size).reshape(-1))
-    return taken.reshape(*data.shape[:axis], *idx.shape, *data.shape[axis + 1:])
+    return taken.reshape(*data.shape[:axis], *idx.shape, *data.shape[axis + 1 :])
 
 
 # ---- format casts (exact) -------------------------------------------------------------------
@@ -490,7 +512,7 @@ def quantize_grid(x, scale=(1.0,), axis=1, frac=0, lo=-128, hi=127):
     if bool(torch.isnan(x).any()):
         raise ValueError("cannot quantize nan")
     s = along(scale, axis, x.dim(), torch.float64, x.device)
-    u = torch.round(x.double() / s * (2.0 ** frac))
+    u = torch.round(x.double() / s * (2.0**frac))
     return torch.clamp(u, lo, hi).long()
 
 
@@ -509,7 +531,7 @@ def dequantize_int(q, scale=(1.0,), zero_point=(0,), axis=1, kind="f32"):
 def dequantize_grid(q, scale=(1.0,), axis=1, frac=0, kind="f32"):
     """decode(code) * scale in float64, rounded once."""
     s = along(scale, axis, q.dim(), torch.float64, q.device)
-    return round_float(q.double() * (2.0 ** -frac) * s, kind)
+    return round_float(q.double() * (2.0**-frac) * s, kind)
 
 
 def dequantize_posit(q, scale=(1.0,), axis=1, n=8, es=0, kind="f32"):
@@ -543,8 +565,22 @@ def mbqm(x, multiplier, shift):
     return divide_by_pot(high, torch.full_like(high, right))
 
 
-def tflite_add(a, b, left_shift=20, lhs_multiplier=0, lhs_shift=0, rhs_multiplier=0, rhs_shift=0,
-               out_multiplier=0, out_shift=0, lhs_zp=0, rhs_zp=0, out_zp=0, lo=-128, hi=127):
+def tflite_add(
+    a,
+    b,
+    left_shift=20,
+    lhs_multiplier=0,
+    lhs_shift=0,
+    rhs_multiplier=0,
+    rhs_shift=0,
+    out_multiplier=0,
+    out_shift=0,
+    lhs_zp=0,
+    rhs_zp=0,
+    out_zp=0,
+    lo=-128,
+    hi=127,
+):
     """nn.qadd: TFLite's 8-bit ADD (spec/numerics.md 5.6), parameters from add_params."""
     a, b = torch.broadcast_tensors(a, b)
     scaled_a = mbqm(wrap((a - lhs_zp) << left_shift, 32, True), lhs_multiplier, lhs_shift)
@@ -581,8 +617,9 @@ def exp_on_negative_values(a):
     constant = torch.full_like(x, 1895147668)  # exp(-1/8)
     result = add32(constant, srdhm(constant, add32(x, poly)))
     remainder = wrap(a_mod - a, 32, True)
-    for k, multiplier in enumerate((1672461947, 1302514674, 790015084, 290630308, 39332535,
-                                    720401, 242)):
+    for k, multiplier in enumerate(
+        (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242)
+    ):
         bit = (remainder & (1 << (24 + k))) != 0
         result = torch.where(bit, srdhm(result, multiplier), result)
     return torch.where(a == 0, torch.full_like(result, (1 << 31) - 1), result)
@@ -624,8 +661,18 @@ def tflite_softmax(x, axis=-1, multiplier=0, left_shift=0, diff_min=0, qmin=-128
     return torch.movedim(out, -1, axis)
 
 
-def requantize(x, scale=(1.0,), zero_point=(0,), axis=1, mode="onnx", in_zp=0, lo=-128, hi=127,
-               multiplier=(0,), shift=(0,)):
+def requantize(
+    x,
+    scale=(1.0,),
+    zero_point=(0,),
+    axis=1,
+    mode="onnx",
+    in_zp=0,
+    lo=-128,
+    hi=127,
+    multiplier=(0,),
+    shift=(0,),
+):
     """nn.requantize: clamp(round_mode(scale * (code - in_zp)) + zp, lo, hi)."""
     acc = x - in_zp if in_zp else x
     check_range(acc, -(1 << 31), (1 << 31) - 1, "requantize accumulators")

@@ -65,8 +65,10 @@ CASES: dict[str, Case] = {
     ),
     "linear-fixp-posit": lambda: one_op(
         nn.LinearOp,
-        [In(codes(2, 5), FixPType(8, 3)), W(RNG.choice([0, 1, 5, 60, 127, 129, 200], (3, 5)),
-                                            PositType(8, 0))],
+        [
+            In(codes(2, 5), FixPType(8, 3)),
+            W(RNG.choice([0, 1, 5, 60, 127, 129, 200], (3, 5)), PositType(8, 0)),
+        ],
     ),
     "matmul": lambda: one_op(nn.MatMulOp, [In(f(2, 3, 4)), In(f(4, 5))]),
     "matmul-i8": lambda: one_op(
@@ -81,7 +83,8 @@ CASES: dict[str, Case] = {
         groups=2,
     ),
     "conv2d-f16": lambda: one_op(
-        nn.Conv2dOp, [In(f(1, 2, 5, 5), Float16Type()), W(f(3, 2, 3, 3), Float16Type())],
+        nn.Conv2dOp,
+        [In(f(1, 2, 5, 5), Float16Type()), W(f(3, 2, 3, 3), Float16Type())],
         padding=[1, 1, 1, 1],
     ),
     "conv2d-i8": lambda: one_op(
@@ -110,7 +113,8 @@ CASES: dict[str, Case] = {
         nn.AddOp, [In(codes(2, 3), FixPType(8, 2)), In(codes(2, 3), FixPType(8, 5))]
     ),
     "sub-fixp-wrap": lambda: one_op(
-        nn.SubOp, [In(codes(2, 3), FixPType(8, 2)), In(codes(2, 3), FixPType(8, 5))],
+        nn.SubOp,
+        [In(codes(2, 3), FixPType(8, 2)), In(codes(2, 3), FixPType(8, 5))],
         FixPType(6, 5),
     ),
     "mul-fixp": lambda: one_op(
@@ -135,9 +139,7 @@ CASES: dict[str, Case] = {
     "hardsigmoid": lambda: one_op(nn.HardSigmoidOp, [In(f(2, 5) * 4)], alpha=0.3, beta=0.4),
     "max": lambda: one_op(nn.MaxOp, [In(f(2, 3)), In(f(3))]),
     "min-i8": lambda: one_op(nn.MinOp, [In(codes(2, 3), I8), In(codes(3), I8)]),
-    "where": lambda: one_op(
-        nn.WhereOp, [In(codes(2, 3, lo=0, hi=1), I1), In(f(2, 3)), In(f(3))]
-    ),
+    "where": lambda: one_op(nn.WhereOp, [In(codes(2, 3, lo=0, hi=1), I1), In(f(2, 3)), In(f(3))]),
     "cast-f16": lambda: one_op(nn.CastOp, [In(f(4) * 1000)], Float16Type()),
     "cast-bf16": lambda: one_op(nn.CastOp, [In(f(4))], BFloat16Type()),
     "cast-f32": lambda: one_op(nn.CastOp, [In(f(4), BFloat16Type())], Float32Type()),
@@ -147,23 +149,41 @@ CASES: dict[str, Case] = {
     "reduce_max-i8": lambda: one_op(nn.ReduceMaxOp, [In(codes(2, 3, 4), I8)], axes=[-1]),
     # pooling
     "maxpool2d": lambda: one_op(
-        nn.MaxPool2dOp, [In(f(1, 2, 7, 6))], kernel=[3, 2], strides=[2, 2],
-        padding=[1, 0, 1, 1], ceil_mode=True,
+        nn.MaxPool2dOp,
+        [In(f(1, 2, 7, 6))],
+        kernel=[3, 2],
+        strides=[2, 2],
+        padding=[1, 0, 1, 1],
+        ceil_mode=True,
     ),
     "maxpool2d-i8-dilated": lambda: one_op(
-        nn.MaxPool2dOp, [In(codes(1, 2, 6, 6), I8)], kernel=[2, 2], dilations=[2, 1],
+        nn.MaxPool2dOp,
+        [In(codes(1, 2, 6, 6), I8)],
+        kernel=[2, 2],
+        dilations=[2, 1],
         padding=[1, 1, 0, 0],
     ),
     "avgpool2d": lambda: one_op(
-        nn.AvgPool2dOp, [In(f(1, 2, 7, 6))], kernel=[3, 3], strides=[2, 2],
-        padding=[1, 1, 1, 1], ceil_mode=True,
+        nn.AvgPool2dOp,
+        [In(f(1, 2, 7, 6))],
+        kernel=[3, 3],
+        strides=[2, 2],
+        padding=[1, 1, 1, 1],
+        ceil_mode=True,
     ),
     "avgpool2d-pad": lambda: one_op(
-        nn.AvgPool2dOp, [In(f(1, 2, 5, 5))], kernel=[2, 3], strides=[2, 2],
-        padding=[1, 1, 0, 1], count_include_pad=True,
+        nn.AvgPool2dOp,
+        [In(f(1, 2, 5, 5))],
+        kernel=[2, 3],
+        strides=[2, 2],
+        padding=[1, 1, 0, 1],
+        count_include_pad=True,
     ),
     "avgpool2d-i8": lambda: one_op(
-        nn.AvgPool2dOp, [In(codes(1, 2, 5, 5), I8)], kernel=[2, 2], strides=[1, 2],
+        nn.AvgPool2dOp,
+        [In(codes(1, 2, 5, 5), I8)],
+        kernel=[2, 2],
+        strides=[1, 2],
         padding=[0, 1, 1, 0],
     ),
     "global_avgpool2d": lambda: one_op(nn.GlobalAvgPool2dOp, [In(f(2, 3, 4, 5))]),
@@ -184,58 +204,98 @@ CASES: dict[str, Case] = {
         nn.GatherOp, [In(f(5, 3)), W(np.array([[0, -1], [4, 2]]), I32)], axis=0
     ),
     # format casts
-    "quantize-i8": lambda: one_op(nn.QuantizeOp, [In(f(2, 6) * 3)], I8, scale=[0.05],
-                                  zero_point=[3]),
+    "quantize-i8": lambda: one_op(
+        nn.QuantizeOp, [In(f(2, 6) * 3)], I8, scale=[0.05], zero_point=[3]
+    ),
     "quantize-ui8-per-channel": lambda: one_op(
-        nn.QuantizeOp, [In(f(2, 3, 4))], UI8, scale=[0.01, 0.02, 0.05], zero_point=[0, 128, 5],
+        nn.QuantizeOp,
+        [In(f(2, 3, 4))],
+        UI8,
+        scale=[0.01, 0.02, 0.05],
+        zero_point=[0, 128, 5],
         axis=1,
     ),
-    "quantize-fixp": lambda: one_op(nn.QuantizeOp, [In(f(2, 6) * 8)], FixPType(6, 3),
-                                    scale=[0.5]),
-    "quantize-posit": lambda: one_op(nn.QuantizeOp, [In(f(2, 6) * 10)], PositType(8, 1),
-                                     scale=[1.0]),
+    "quantize-fixp": lambda: one_op(nn.QuantizeOp, [In(f(2, 6) * 8)], FixPType(6, 3), scale=[0.5]),
+    "quantize-posit": lambda: one_op(
+        nn.QuantizeOp, [In(f(2, 6) * 10)], PositType(8, 1), scale=[1.0]
+    ),
     "dequantize-i8": lambda: one_op(
-        nn.DequantizeOp, [In(codes(2, 3), I8)], Float32Type(), scale=[0.1, 0.2, 0.3],
-        zero_point=[1, 2, 3], axis=-1,
+        nn.DequantizeOp,
+        [In(codes(2, 3), I8)],
+        Float32Type(),
+        scale=[0.1, 0.2, 0.3],
+        zero_point=[1, 2, 3],
+        axis=-1,
     ),
     "dequantize-fixp-f16": lambda: one_op(
         nn.DequantizeOp, [In(codes(2, 3), FixPType(8, 2))], Float16Type(), scale=[0.3]
     ),
     "dequantize-posit": lambda: one_op(
-        nn.DequantizeOp, [In(codes(2, 3, lo=0, hi=127), PositType(8, 0))], Float32Type(),
+        nn.DequantizeOp,
+        [In(codes(2, 3, lo=0, hi=127), PositType(8, 0))],
+        Float32Type(),
         scale=[2.0],
     ),
     "requantize-onnx": lambda: one_op(
-        nn.RequantizeOp, [In(codes(3, 4, lo=-60000, hi=60000), I32)], I8, scale=[0.00123],
-        zero_point=[-3], mode="onnx", input_zero_point=7,
+        nn.RequantizeOp,
+        [In(codes(3, 4, lo=-60000, hi=60000), I32)],
+        I8,
+        scale=[0.00123],
+        zero_point=[-3],
+        mode="onnx",
+        input_zero_point=7,
     ),
     "requantize-integer-per-channel": lambda: one_op(
-        nn.RequantizeOp, [In(codes(3, 4, lo=-60000, hi=60000), I32)], UI8,
-        scale=[0.00123, 0.5, 0.0007, 3.0], zero_point=[3, 0, 9, 100], axis=1, mode="integer",
+        nn.RequantizeOp,
+        [In(codes(3, 4, lo=-60000, hi=60000), I32)],
+        UI8,
+        scale=[0.00123, 0.5, 0.0007, 3.0],
+        zero_point=[3, 0, 9, 100],
+        axis=1,
+        mode="integer",
         clamp=[5, 200],
     ),
     # TFLite integer kernels (requantization mode "integer")
     "qadd": lambda: one_op(
-        nn.QAddOp, [In(codes(2, 3, 4), I8), In(codes(2, 3, 4), I8)], I8,
-        lhs_scale=0.0713, lhs_zero_point=-4, rhs_scale=0.1502, rhs_zero_point=9, scale=0.117,
-        zero_point=-11, clamp=[-11, 100],
+        nn.QAddOp,
+        [In(codes(2, 3, 4), I8), In(codes(2, 3, 4), I8)],
+        I8,
+        lhs_scale=0.0713,
+        lhs_zero_point=-4,
+        rhs_scale=0.1502,
+        rhs_zero_point=9,
+        scale=0.117,
+        zero_point=-11,
+        clamp=[-11, 100],
     ),
     "qadd-broadcast-ui8": lambda: one_op(
-        nn.QAddOp, [In(codes(3, 1, lo=0, hi=255), UI8), In(codes(1, 5, lo=0, hi=255), UI8)], UI8,
-        lhs_scale=0.02, lhs_zero_point=128, rhs_scale=0.5, rhs_zero_point=3, scale=0.3,
+        nn.QAddOp,
+        [In(codes(3, 1, lo=0, hi=255), UI8), In(codes(1, 5, lo=0, hi=255), UI8)],
+        UI8,
+        lhs_scale=0.02,
+        lhs_zero_point=128,
+        rhs_scale=0.5,
+        rhs_zero_point=3,
+        scale=0.3,
         zero_point=7,
     ),
     "qsoftmax": lambda: one_op(nn.QSoftmaxOp, [In(codes(3, 10), I8)], I8, input_scale=0.1719),
     "qsoftmax-axis1-ties": lambda: one_op(
-        nn.QSoftmaxOp, [In(np.tile([127, 127, -128, 5], (2, 3, 1)).transpose(0, 2, 1), I8)], I8,
-        input_scale=2.5, axis=1,
+        nn.QSoftmaxOp,
+        [In(np.tile([127, 127, -128, 5], (2, 3, 1)).transpose(0, 2, 1), I8)],
+        I8,
+        input_scale=2.5,
+        axis=1,
     ),
     "qsoftmax-long-ui8": lambda: one_op(
         nn.QSoftmaxOp, [In(codes(1, 511, lo=0, hi=255), UI8)], UI8, input_scale=0.0146
     ),
     "requantize-fixp": lambda: one_op(
-        nn.RequantizeOp, [In(codes(3, 4, lo=-3000, hi=3000), FixPType(16, 6))], FixPType(8, 2),
-        scale=[1 / 16], mode="integer",
+        nn.RequantizeOp,
+        [In(codes(3, 4, lo=-3000, hi=3000), FixPType(16, 6))],
+        FixPType(8, 2),
+        scale=[1 / 16],
+        mode="integer",
     ),
 }
 for _op in FLOAT_UNARY:
@@ -306,8 +366,17 @@ def test_outputs_keep_interpreter_float_types() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (torch.cuda)")
-@pytest.mark.parametrize("case", ["conv2d", "conv2d-i8", "requantize-integer-per-channel",
-                                  "quantize-posit", "linear-fixp-posit", "avgpool2d-i8"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "conv2d",
+        "conv2d-i8",
+        "requantize-integer-per-channel",
+        "quantize-posit",
+        "linear-fixp-posit",
+        "avgpool2d-i8",
+    ],
+)
 def test_cuda_matches_interpreter(case: str) -> None:
     program, inputs = CASES[case]()
     check_against_interpreter(program, inputs, device="cuda", what=case)

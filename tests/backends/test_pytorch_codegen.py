@@ -42,9 +42,20 @@ def run_generated(out_dir: Path, inputs: list[np.ndarray], tmp: Path) -> list[np
     np.savez(tmp / "inputs.npz", *inputs)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
-        [sys.executable, "-I", "-c", RUNNER, str(out_dir), str(tmp / "inputs.npz"),
-         str(tmp / "out.npz")],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp,
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            RUNNER,
+            str(out_dir),
+            str(tmp / "inputs.npz"),
+            str(tmp / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[-1]) == []  # never imported ircomp
@@ -53,8 +64,11 @@ def run_generated(out_dir: Path, inputs: list[np.ndarray], tmp: Path) -> list[np
 
 
 def _spec(strategy, condition):  # type: ignore[no-untyped-def]
-    return find(strategy, condition, settings=settings(
-        database=None, suppress_health_check=list(HealthCheck), max_examples=500))
+    return find(
+        strategy,
+        condition,
+        settings=settings(database=None, suppress_health_check=list(HealthCheck), max_examples=500),
+    )
 
 
 @pytest.mark.parametrize("family", ["float", "quant", "fixp"])
@@ -64,7 +78,9 @@ def test_generated_model_runs_standalone(family: str, tmp_path: Path) -> None:
     program, inputs = build_program(spec)
     out = build(program, tmp_path / "out")
     assert sorted(p.name for p in out.iterdir()) == [
-        "model.py", "model.safetensors", "run_example.py",
+        "model.py",
+        "model.safetensors",
+        "run_example.py",
     ]
     got = run_generated(out, inputs, tmp_path)
     want = run(program, inputs)
@@ -96,20 +112,30 @@ def test_cli_build_from_mlir(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     (out / "stale.txt").write_text("old")  # replaced whole
     assert main(["build", str(tmp_path / "m.mlir"), "--target", "pytorch", "-o", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "model.py", "model.safetensors", "run_example.py",
+        "model.py",
+        "model.safetensors",
+        "run_example.py",
     ]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftovers
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "run_example.py"], cwd=out, capture_output=True,
-                          text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "run_example.py"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "output 0: shape [8, 3]" in proc.stdout
 
 
 def test_cli_build_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "m.txt").write_text("")
-    assert main(["build", str(tmp_path / "m.txt"), "--target", "pytorch", "-o",
-                 str(tmp_path / "o")]) == 2
+    assert (
+        main(["build", str(tmp_path / "m.txt"), "--target", "pytorch", "-o", str(tmp_path / "o")])
+        == 2
+    )
     assert "expected a .mlir or .onnx" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -132,8 +158,9 @@ def test_cli_build_from_onnx(tmp_path: Path) -> None:
     assert main(["build", str(tmp_path / "m.onnx"), "--target", "pytorch", "-o", str(out)]) == 0
     x = np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32)
     got = run_generated(out, [x], tmp_path)
-    np.testing.assert_allclose(got[0], np.maximum(x @ (np.arange(12).reshape(3, 4) / 10), 0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        got[0], np.maximum(x @ (np.arange(12).reshape(3, 4) / 10), 0), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_generated_model_with_tflite_kernels(tmp_path: Path) -> None:

@@ -75,8 +75,13 @@ def test_qat_step_reduces_loss_with_ste() -> None:
 
 
 def test_train_forward_equals_exact_on_fake_quant_pairs() -> None:
-    program, inputs = one_op(nn.QuantizeOp, [In(np.linspace(-9, 9, 40, dtype=np.float32))], I8,
-                             scale=[0.05], zero_point=[4])
+    program, inputs = one_op(
+        nn.QuantizeOp,
+        [In(np.linspace(-9, 9, 40, dtype=np.float32))],
+        I8,
+        scale=[0.05],
+        zero_point=[4],
+    )
     exact = to_torch(program)(torch.from_numpy(inputs[0]))
     train = to_torch(program, mode="train")(torch.from_numpy(inputs[0]))
     assert train.dtype == torch.float32
@@ -103,8 +108,7 @@ def test_gradient_hook_gets_the_format() -> None:
         seen.append(fmt)
         return 1.0 / (1.0 + u.abs())  # e.g. shrink where posits are coarse
 
-    program, _ = one_op(nn.QuantizeOp, [In(np.zeros(3, np.float32))], PositType(8, 1),
-                        scale=[1.0])
+    program, _ = one_op(nn.QuantizeOp, [In(np.zeros(3, np.float32))], PositType(8, 1), scale=[1.0])
     module = to_torch(program, mode="train", gradient=posit_gradient)
     x = torch.tensor([0.0, 1.0, 3.0], requires_grad=True)
     module(x).sum().backward()
@@ -116,8 +120,10 @@ def test_posit_weights_train_and_write_back() -> None:
     codes = np.array([[1, 64, 100, 200], [255, 3, 70, 127]])
     program, inputs = one_op(
         nn.LinearOp,
-        [In(np.random.default_rng(0).integers(-100, 100, (2, 4)), FixPType(8, 3)),
-         W(codes, PositType(8, 0))],
+        [
+            In(np.random.default_rng(0).integers(-100, 100, (2, 4)), FixPType(8, 3)),
+            W(codes, PositType(8, 0)),
+        ],
     )
     module = to_torch(program, mode="train")
     assert [n for n, _ in module.named_parameters()] == ["layer_w1"]
@@ -142,8 +148,13 @@ def test_write_back_round_trip_is_exact(spec) -> None:  # type: ignore[no-untype
 @pytest.mark.parametrize("gradient", ["ste", "clipped_ste"])
 def test_float_graph_trains_identically_in_both_modes(gradient: str) -> None:
     rng = np.random.default_rng(1)
-    program, inputs = one_op(nn.LinearOp, [In(rng.normal(size=(4, 3)).astype(np.float32)),
-                                           W(rng.normal(size=(2, 3)).astype(np.float32))])
+    program, inputs = one_op(
+        nn.LinearOp,
+        [
+            In(rng.normal(size=(4, 3)).astype(np.float32)),
+            W(rng.normal(size=(2, 3)).astype(np.float32)),
+        ],
+    )
     a = to_torch(program)
     b = to_torch(program, mode="train", gradient=gradient)
     x = torch.from_numpy(inputs[0])
