@@ -36,6 +36,7 @@ from ircomp.backends.verilog import (
     synthesize,
     write_testbench,
 )
+from ircomp.backends.verilog.tools import stop_running_tools
 from ircomp.dialects import logic, nn
 from ircomp.dialects.nn import op_name
 from ircomp.errors import InputError, IrcompError
@@ -411,7 +412,13 @@ def synthesize_design(
         futures = [
             pool.submit(synthesize, netlist.files, top=top, flow=flow) for flow, top in tasks
         ]
-        results = [future.result() for future in futures]
+        try:
+            results = [future.result() for future in futures]
+        except BaseException:  # an error or Ctrl-C: stop the other yosys runs too
+            for future in futures:
+                future.cancel()
+            stop_running_tools()
+            raise
     whole = dict(zip(flows, results[: len(flows)], strict=True))
     return whole, (results[len(flows) :] if "generic" in flows else None)
 

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,20 +87,41 @@ def _materialize(files: Mapping[str, str], folder: Path) -> None:
         (folder / name).write_text(text)
 
 
+_RUNNING: set[subprocess.Popen[str]] = set()  # tools started by any thread, until they end
+_RUNNING_LOCK = threading.Lock()
+
+
 def _run(argv: list[str], cwd: Path, timeout: float, what: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, LC_ALL="C")
-    try:
-        return subprocess.run(
-            argv,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as err:
-        raise ToolError(f"{what} timed out after {timeout:g} s: {' '.join(argv[:3])} ...") from err
+    with subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as err:
+            proc.kill()
+            proc.communicate()
+            command = " ".join(argv[:3])
+            raise ToolError(f"{what} timed out after {timeout:g} s: {command} ...") from err
+        except BaseException:  # e.g. KeyboardInterrupt: do not wait for the tool to finish
+            proc.kill()
+            raise
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+def stop_running_tools() -> None:
+    """Kill every tool still running, whichever thread started it (an interrupted build: a
+    KeyboardInterrupt reaches only the main thread, and a signal sent to ircomp's process alone
+    does not reach the tools)."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for proc in running:
+        proc.kill()
 
 
 def _output(proc: subprocess.CompletedProcess) -> str:

@@ -557,3 +557,24 @@ def test_missing_tools_name_the_packages(monkeypatch: pytest.MonkeyPatch, tmp_pa
         synthesize(files, top="m", flow="intel")
     with pytest.raises(InputError, match="not a Verilog identifier"):
         lint(files, top="m; rm -rf /")
+
+
+def test_stop_running_tools_kills_tools_of_other_threads(tmp_path: Path) -> None:
+    """What an interrupted build relies on: yosys runs in worker threads end at once."""
+    import threading
+    import time
+
+    from ircomp.backends.verilog import tools
+
+    results: list[int] = []
+    worker = threading.Thread(
+        target=lambda: results.append(tools._run(["sleep", "30"], tmp_path, 60, "sleep").returncode)
+    )
+    start = time.monotonic()
+    worker.start()
+    while not tools._RUNNING and time.monotonic() - start < 10:
+        time.sleep(0.01)
+    tools.stop_running_tools()
+    worker.join(timeout=10)
+    assert results == [-9] and time.monotonic() - start < 10
+    assert not tools._RUNNING
