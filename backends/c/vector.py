@@ -47,6 +47,7 @@ LANES = 16  # int16 lanes a packed linear row is padded to (one 256-bit vector)
 TILE_OC, TILE_PX = 16, 8  # conv micro-kernel: output channels x pixels
 UNROLL_LIMIT = 64  # largest depthwise window unrolled term by term
 BLOCK_BYTES = 16384  # im2col block: about this many bytes of int16 columns
+ACC_BYTES = 16384  # and at most about this many bytes of int32 accumulators (L1-resident)
 INT32_MAX = (1 << 31) - 1
 CTYPES = ("int8_t", "uint8_t", "int16_t", "uint16_t")
 
@@ -456,6 +457,8 @@ def _conv_dims(g: dict) -> tuple[int, int]:
     kp = _round(g["c"] * g["kh"] * g["kw"], 2)
     pixels = g["oh"] * g["ow"]
     block = max(TILE_PX, BLOCK_BYTES // (2 * kp) // TILE_PX * TILE_PX)
+    acc_cap = ACC_BYTES // (4 * _round(g["o"], TILE_OC)) // TILE_PX * TILE_PX
+    block = min(block, max(TILE_PX, acc_cap))
     return kp, min(_round(pixels, TILE_PX), block)
 
 
