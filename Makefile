@@ -37,11 +37,13 @@ example-lenet: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -q -W error::DeprecationWarning
 	$(VENV)/bin/lit -q tests/lit
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(OUT)
