@@ -6,8 +6,9 @@ multiply-accumulate fused with its requantization, bit-exact with the portable k
   padded, into an int16 buffer in channel-last order (`[Hp][Wp][C]`); im2col of a block of
   output pixels is then one contiguous copy per kernel row; 16 output channels x 8 pixels of
   int16 dot products at a time (`ircomp_vmk8x16`: AVX-512 VNNI `vpdpwssd`, AVX-512BW / AVX2
-  `vpmaddwd`, or plain C, all exact int32 sums), the accumulators of the block land in an int32 buffer, and
-  each channel's row of accumulators is requantized by one vectorizable loop;
+  `vpmaddwd`, or plain C, all exact int32 sums), the accumulators of the block land in an
+  int32 buffer, and each channel's row of accumulators is requantized by one vectorizable
+  loop;
 * `vdw`: depthwise `nn.conv2d`: each channel's plane copied into int16 scratch, offset and
   padded; with stride 1 every output of the plane (the padded columns included, then dropped)
   is one flat loop of the unrolled window, otherwise one loop per output row;
