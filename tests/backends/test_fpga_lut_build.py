@@ -34,26 +34,11 @@ def model(tmp_path: Path) -> tuple[Path, Path]:
 
 def _build(model: Path, data: Path, out: Path, *extra: str) -> int:
     """`ircomp build` as a process would exit (argparse's usage errors included)."""
+    args = [str(model), "--target", "fpga-lut", "-o", str(out), "--dataset", str(data)]
     try:
-        return _main_build(model, data, out, *extra)
+        return main(["build", *args, *extra])
     except SystemExit as exit:
         return int(exit.code or 0)
-
-
-def _main_build(model: Path, data: Path, out: Path, *extra: str) -> int:
-    return main(
-        [
-            "build",
-            str(model),
-            "--target",
-            "fpga-lut",
-            "-o",
-            str(out),
-            "--dataset",
-            str(data),
-            *extra,
-        ]
-    )
 
 
 @needs_tools
